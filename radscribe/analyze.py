@@ -23,6 +23,7 @@ from radscribe.findings.model import Analysis, Finding, Report, StudyInfo
 from radscribe.findings.schema import validate_findings
 from radscribe.io.image import Image
 from radscribe.io.output import atomic_dir, check_output_dir
+from radscribe.report.fhir import to_fhir
 from radscribe.report.overlay import COLORS, Box2D, render_overlay, save_png
 from radscribe.report.structured import write_structured
 
@@ -227,7 +228,9 @@ def analyze(path: Path, out: Path, *, overwrite: bool = False, series_uid: str |
         doc = analysis.to_dict()
         validate_findings(doc)
         (tmp / "findings.json").write_text(json.dumps(doc, indent=2))
-        (tmp / "report.md").write_text(_report_markdown(analysis))
+        markdown = _report_markdown(analysis)
+        (tmp / "report.md").write_text(markdown)
+        (tmp / "report.fhir.json").write_text(json.dumps(to_fhir(analysis, markdown), indent=1))
         if det.candidates is not None:
             (tmp / "candidates.json").write_text(json.dumps(_jsonable(det.candidates), indent=1))
     return analysis

@@ -1,0 +1,103 @@
+"""Time `radscribe analyze` end to end (fresh process each run) and record peak memory.
+
+Cases: a 512x512x130 phantom chest CT (DICOM series) and, when ../shared/data is present, the real
+99-slice chest CT series. Each case runs ``--repeats`` times in a new Python process (so import time
+and file reading are counted, as a user sees them); the peak resident memory of that process comes
+from ``getrusage(RUSAGE_CHILDREN)``.
+
+    .venv/bin/python benchmarks/analyze_speed.py --repeats 3 --out out/bench/analyze_speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from radscribe.data.paths import shared_data_dir  # noqa: E402
+
+
+def run_once(path: Path, out: Path) -> tuple[float, float, dict]:
+    """One `radscribe analyze` in a child process: (wall s, peak RSS MiB, the stage timings)."""
+    cmd = [sys.executable, "-m", "radscribe.cli", "analyze", str(path), "--out", str(out), "--overwrite"]
+    t = time.perf_counter()
+    # A fresh grandchild per run: RUSAGE_CHILDREN of this wrapper is that run's peak alone.
+    wrapper = ("import resource,subprocess,sys,json;"
+               "r=subprocess.run(sys.argv[1:]);"
+               "print(json.dumps({'rc':r.returncode,'maxrss_kib':resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))")
+    res = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - t
+    info = json.loads(res.stdout.strip().splitlines()[-1])
+    if info["rc"] != 0:
+        raise SystemExit(f"analyze failed on {path}:\n{res.stderr}")
+    timings = json.loads((out / "findings.json").read_text())["timings_s"]
+    return wall, info["maxrss_kib"] / 1024.0, timings
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", type=Path, default=ROOT / "out" / "bench" / "analyze_speed.json")
+    args = p.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="radscribe-bench-"))
+    cases: list[tuple[str, Path]] = []
+    phantom = work / "phantom"
+    subprocess.run([sys.executable, "-m", "radscribe.cli", "phantom", "--out", str(phantom), "--seed", "101",
+                    "--shape", "130,512,512"], check=True, cwd=ROOT)
+    cases.append(("phantom 512x512x130 (DICOM series)", phantom / "dicom"))
+    real = shared_data_dir() / "chest_ct_series" / "dicom"
+    if real.is_dir():
+        cases.append(("real chest CT 512x512x99 (DICOM series)", real))
+    else:
+        print(f"note: {real} absent; benchmarking the phantom only", file=sys.stderr)
+
+    results = []
+    for name, path in cases:
+        walls, rss, stages = [], [], []
+        for i in range(args.repeats):
+            w, m, t = run_once(path, work / f"out-{len(results)}-{i}")
+            walls.append(w)
+            rss.append(m)
+            stages.append(t)
+        results.append({
+            "case": name, "repeats": args.repeats,
+            "wall_s_median": statistics.median(walls), "wall_s_all": walls,
+            "in_process_total_s_median": statistics.median(s["total"] for s in stages),
+            "peak_rss_mib_max": max(rss),
+            "stages_s_last": stages[-1],
+        })
+
+    table = Table(title="radscribe analyze: wall time and peak memory")
+    for col in ("case", "wall s (median, new process)", "in-process s", "peak RSS MiB"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(r["case"], f"{r['wall_s_median']:.2f}", f"{r['in_process_total_s_median']:.2f}",
+                      f"{r['peak_rss_mib_max']:.0f}")
+    Console().print(table)
+    for r in results:
+        print(r["case"], {k: round(v, 3) for k, v in r["stages_s_last"].items()})
+    meta = {"machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}",
+            "targets": {"wall_s": 5.0, "peak_rss_mib": 2048}}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
