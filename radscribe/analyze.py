@@ -57,10 +57,10 @@ class _Detected:
 
 
 def display_slice(image: Image, z: int, window: str = "lung") -> np.ndarray:
-    """One slice as uint8 for display: a HU window for CT, percentile scaling otherwise."""
-    from radscribe.preprocess.intensity import to_display
+    """One slice as uint8 for display: a HU window preset for CT, percentile scaling otherwise."""
+    from radscribe.preprocess.intensity import display_uint8
 
-    return to_display(image.array[z], units=image.units, window=window)
+    return display_uint8(image.array[z], image.units, window)
 
 
 def _detect_nodules(image: Image, stage: _Stage, det: _Detected) -> None:
@@ -133,10 +133,11 @@ def _write_report(findings: list[Finding], study: StudyInfo, det: _Detected, wri
                   writer=f"{writer} (+guard: {checked.n_corrections} corrections)")
 
 
-def _overlays(image: Image, det: _Detected, tmp: Path) -> list[Finding]:
+def _overlays(image: Image, det: _Detected, region: str, tmp: Path) -> list[Finding]:
     """One overlay per present finding (its key slice); an overview when there is none."""
     out: list[Finding] = []
-    window = "lung" if NODULE_DETECTOR in det.detectors_run else "auto"
+    window = "lung" if NODULE_DETECTOR in det.detectors_run else {
+        "brain": "brain", "head": "brain", "abdomen": "abdomen"}.get(region, "mediastinum")
     aspect = image.spacing[1] / image.spacing[2] if image.spacing_known else 1.0
     for i, f in enumerate(det.findings):
         if not f.present or f.box_voxel is None:
@@ -219,7 +220,7 @@ def analyze(path: Path, out: Path, *, overwrite: bool = False, series_uid: str |
         study = replace(study, notes=study.notes + tuple(det.notes))
 
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        findings = stage.run("overlays", _overlays, image, det, tmp)
+        findings = stage.run("overlays", _overlays, image, det, study.body_region, tmp)
         report = stage.run("report", _write_report, findings, study, det, writer)
         stage.timings["total"] = time.perf_counter() - t_start
         analysis = Analysis(study=study, findings=tuple(findings), report=report,
