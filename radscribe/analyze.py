@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -165,6 +166,17 @@ def _overlays(image: Image, det: _Detected, region: str, tmp: Path) -> list[Find
     return out
 
 
+def _write_sr(analysis: Analysis, source: Path, uid_hash: str | None, path: Path) -> None:
+    """DICOM SR beside the JSON, for DICOM inputs (it copies the source's patient/study module)."""
+    from radscribe.report.sr import build_sr, series_evidence
+
+    evidence = series_evidence(source, uid_hash)
+    if evidence:
+        with warnings.catch_warnings():  # highdicom warns about source names it would not have written
+            warnings.simplefilter("ignore", UserWarning)
+            build_sr(analysis, evidence).save_as(path, enforce_file_format=True)
+
+
 def _report_markdown(analysis: Analysis) -> str:
     s = analysis.study
     head = [
@@ -232,6 +244,8 @@ def analyze(path: Path, out: Path, *, overwrite: bool = False, series_uid: str |
         markdown = _report_markdown(analysis)
         (tmp / "report.md").write_text(markdown)
         (tmp / "report.fhir.json").write_text(json.dumps(to_fhir(analysis, markdown), indent=1))
+        if image.source_format.startswith("dicom"):
+            stage.run("dicom_sr", _write_sr, analysis, Path(path), study.series_uid_hash, tmp / "report.sr.dcm")
         if det.candidates is not None:
             (tmp / "candidates.json").write_text(json.dumps(_jsonable(det.candidates), indent=1))
     return analysis
