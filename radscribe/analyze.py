@@ -201,7 +201,7 @@ def analyze(path: Path, out: Path, *, overwrite: bool = False, series_uid: str |
             writer: str = "structured", models: str = "auto") -> Analysis:
     """Analyse one study and write the output folder. Raises RadscribeInputError on bad input."""
     from radscribe.io.loader import load_study
-    from radscribe.preprocess.recognize import recognize
+    from radscribe.preprocess.recognize import recognize, with_recognition
 
     out = Path(out)
     check_output_dir(out, overwrite)
@@ -212,6 +212,7 @@ def analyze(path: Path, out: Path, *, overwrite: bool = False, series_uid: str |
     loaded = stage.run("read", load_study, Path(path), series_uid)
     image: Image = loaded.image
     recognition = stage.run("recognize", recognize, image, loaded.header)
+    image = with_recognition(image, recognition)  # e.g. a NIfTI chest CT recognised as CT gets HU units
     det = _Detected([], [], [], {})
 
     auto = models in ("auto", "")

@@ -28,3 +28,19 @@ class ConfigError(RadscribeInputError):
 
 class OutputExistsError(RadscribeInputError):
     """The output path exists and --overwrite was not given."""
+
+
+class NoPixelDataError(UnreadableFileError):
+    """A DICOM object that holds no image (a structured report, a presentation state, ...)."""
+
+
+class InvalidVoxelsError(RadscribeInputError):
+    """Decoded voxels that cannot be analysed (NaN or infinite values)."""
+
+
+class UnknownFormatError(UnreadableFileError):
+    """A file whose format radscribe does not read."""
+
+
+class SeriesNotFoundError(RadscribeInputError):
+    """An explicitly requested series is not in the folder."""
