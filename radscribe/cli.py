@@ -28,6 +28,7 @@ COMMANDS = {
     "generate-reports": "radscribe.report.generate:cli_generate_reports",
     "evaluate-reports": "radscribe.evaluate.reports:cli_evaluate_reports",
     "label-reports": "radscribe.knowledge.labeler:cli_label_reports",
+    "serve": "radscribe.serve.app:cli_serve",
 }
 
 SHARED_DATA = shared_data_dir()
@@ -80,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--findings", default="oracle", choices=["oracle", "indication"])
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--limit", type=int, help="only the first N studies (for quick checks)")
+    g.add_argument("--no-guard", action="store_true", help="skip the findings-consistency guard")
+    g.add_argument("--weights", type=Path, help="weights folder for learned generators (default: the committed one)")
     g.add_argument("--out", type=Path, required=True)
 
     er = sub.add_parser("evaluate-reports", help="score generated reports (JSONL of {id, generated[, reference]})")
@@ -87,11 +90,21 @@ def build_parser() -> argparse.ArgumentParser:
     er.add_argument("--annotation", type=Path, default=SHARED_DATA / "iu_xray_reports" / "r2gen_split_annotation.json")
     er.add_argument("--split", default="test", choices=["train", "val", "test"])
     er.add_argument("--out", type=Path, required=True, help="JSON file with every metric")
+    er.add_argument("--protocol", default="r2gen", choices=["r2gen", "clean"],
+                    help="r2gen: R2Gen's cleaning, 59-token cut and <unk> vocabulary (default); clean: cleaning only")
+    er.add_argument("--no-meteor", action="store_true", help="skip METEOR (it needs Java)")
 
     lr = sub.add_parser("label-reports", help="label reports with the rule-based labeler")
     lr.add_argument("--reports", type=Path, default=SHARED_DATA / "iu_xray_reports" / "indiana_reports.csv")
     lr.add_argument("--validate-mesh", action="store_true", help="compare with the MeSH coding and print P/R/F1")
     lr.add_argument("--out", type=Path)
+
+    sv = sub.add_parser("serve", help="HTTP API + web page: upload studies, fetch findings, report, FHIR, SR")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; no authentication)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--work-dir", type=Path, default=Path("out/serve"), help="job folders (default out/serve)")
+    sv.add_argument("--keep-uploads", action="store_true", help="keep each job's uploaded files after analysis")
+    sv.add_argument("--max-upload-mb", type=int, default=1024, help="largest upload in MiB (default 1024)")
     return p
 
 

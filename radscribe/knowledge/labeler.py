@@ -1,0 +1,557 @@
+"""Rule-based report labeler: which findings a radiology report states, denies or hedges.
+
+No neural weights: phrases come from :mod:`radscribe.knowledge.ontology` (finding synonyms, anatomy,
+sides, severities, subject/predicate statements such as "heart size is normal", whole-report normal
+statements); this module adds only the grammar of negation and uncertainty, in the style of NegEx and
+the CheXpert labeler:
+
+- pre-negation cues ("no", "without", "no evidence of", "free of", "negative for" ...) negate the
+  findings that follow in the same clause, so "No evidence of X or Y" negates both; post-negation
+  cues ("is not seen", "has resolved" ...) negate the findings before them up to the previous comma;
+- uncertainty cues, before ("may", "possible", "questionable", "suggestive of", "versus" ...) or after
+  ("cannot be excluded", "is not excluded" ...) make a finding ``uncertain``; when both a negation and an
+  uncertainty cue apply, negation wins ("no consolidation to suggest pneumonia" -> pneumonia negative);
+- a clause ends at the end of the sentence, at ";" / ":" and at "but", "however", "although",
+  "except", "there is" ...; pseudo-negations ("no change in", "unchanged") are not cues;
+- "XXXX" (IU X-ray de-identification) is an ordinary word: "There are no XXXX of a pleural effusion"
+  is a negated effusion.
+
+Kinds are ids of ``ontology.FINDING_KINDS`` (never "other") plus two pseudo kinds:
+
+- ``"normal"``: an explicit whole-study normal statement ("No acute cardiopulmonary disease.",
+  "Normal chest x-XXXX."), always status ``positive`` (or ``uncertain`` when hedged);
+- ``"no_finding"``: added by :func:`label_report` only, CheXpert's "No Finding": ``positive`` when no
+  finding kind other than ``support_device`` is positive or uncertain, else ``negative``.
+
+Side is left/right/bilateral; location is an ``ontology.ANATOMY`` id, lobes reported as their zone
+(``right_upper_lobe`` -> ``upper_zone``); severity is an ``ontology.SEVERITY_SYNONYMS`` key
+("borderline", "small" -> mild; "large" -> severe).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from functools import lru_cache
+
+from radscribe.knowledge import ontology
+
+__all__ = ["Mention", "split_sentences", "label_text", "label_report", "positive_kinds", "validate_against_mesh",
+           "cli_label_reports"]
+
+
+@dataclass(frozen=True)
+class Mention:
+    kind: str
+    status: str  # "positive" | "negative" | "uncertain"
+    side: str | None
+    location: str | None
+    severity: str | None
+    sentence: str
+
+
+# --- the grammar of negation and uncertainty (domain words live in the ontology) ------------------------
+
+NEG_PRE = (
+    "no", "not", "without", "nor", "neither", "no evidence of", "no evidence for", "no signs of", "no sign of",
+    "no radiographic evidence of", "no radiographic signs of", "negative for", "free of", "clear of",
+    "absence of", "absent", "no definite", "no definitive", "no findings of", "no finding of", "no new",
+    "resolution of", "resolved", "no longer", "no convincing", "no visible", "no visualized", "no focal",
+    "no suspicious", "no obvious", "no significant", "no gross", "no apparent", "no acute", "no large",
+    "interval resolution of", "rather than", "removal of", "no residual", "no other", "no evidence",
+    "no xxxx of", "not seen", "none", "free from", "negative", "no displaced", "no definite evidence of",
+    "grossly clear of", "otherwise clear of", "clear of any", "no typical findings of", "no findings to suggest",
+    "no radiographic findings of", "no evidence of any", "no focal areas of", "no areas of",
+)
+NEG_POST = (
+    "is not seen", "are not seen", "not seen", "not identified", "not visualized", "not present",
+    "not evident", "not demonstrated", "not appreciated", "is absent", "are absent", "has resolved",
+    "have resolved", "resolved", "were not seen", "was not seen", "no longer seen", "no longer visualized",
+    "not detected", "not noted", "not visible", "are not identified", "is not identified", "is negative",
+    "has cleared", "have cleared", "not apparent", "is not present", "are not present", "not well seen",
+    "have been removed", "has been removed", "within normal limits", "within limits of normal",
+    "not well-seen", "is not well seen", "is not well-seen",
+)
+UNC_PRE = (
+    "may", "might", "could", "possible", "possibly", "probable", "probably", "likely", "questionable",
+    "question of", "questioned", "suggestive of", "suggest", "suggests", "suggesting", "suggestion of",
+    "suspicious for", "suspicious of", "suspected", "suspect", "concern for", "concerning for", "worrisome for",
+    "cannot exclude", "can not exclude", "cannot rule out", "can not rule out", "rule out", "to rule out",
+    "differential", "differential diagnosis", "versus", "vs", "equivocal", "indeterminate", "uncertain",
+    "presumably", "presumed", "perhaps", "consider", "considered", "could represent", "may represent",
+    "might represent", "favor", "favored", "?", "not excluded", "not ruled out", "difficult to exclude",
+    "cannot be excluded", "can not be excluded", "cannot be ruled out", "potentially", "evaluation for",
+    "assessment for", "evaluate for", "limited evaluation of", "question", "suspicion for", "suspicion of",
+    "correlate clinically for", "clinical correlation for", "correlation for", "may reflect", "could reflect",
+    "history of", "correlate clinically with history of", "rule-out", "to identify", "to exclude",
+    "to evaluate for", "to assess for",
+)
+UNC_POST = (
+    "cannot be excluded", "can not be excluded", "not excluded", "cannot be ruled out", "not ruled out",
+    "is not excluded", "could not be excluded", "is possible", "is questioned", "is suspected",
+    "not entirely excluded", "is likely", "less likely", "unlikely", "is not entirely excluded",
+    "can not be ruled out", "is difficult to exclude", "not completely excluded", "is questionable",
+    "?", "is not ruled out", "are not excluded", "versus", "vs", "would be a consideration", "is a consideration",
+    "is considered", "not excluded", "may not be demonstrated", "may not be visualized", "may not be seen",
+    "may not be apparent",
+)
+PSEUDO = (
+    "no change", "no significant change", "no interval change", "not changed", "no increase", "no decrease",
+    "not only", "without change", "no definite change", "not significantly changed", "no appreciable change",
+    "no significant interval change", "not appreciably changed", "no substantial change", "no further",
+    "not significantly", "no marked change", "no appreciable interval change", "no change in",
+)
+TERMINATION = (
+    "but", "however", "although", "though", "except", "except for", "aside from", "apart from", "other than",
+    "with the exception of", "there is", "there are", "there has been", "there have been", "there was",
+    "yet", "nevertheless", "still", "which", "whereas", "while", "otherwise",
+    "there", "again noted", "is seen", "are seen", "is noted", "are noted", "is present", "are present",
+)
+_BREAK_PUNCT = {";", ":", "(", ")"}
+_CLAUSE_OPENERS = {"the", "a", "an", "this", "these", "it", "with", "stable", "heart", "lungs", "chronic", "old",
+                   "likely", "probably", "consistent", "compatible", "suggesting", "may"}
+# "..., no effusion seen, left hilar calcifications": a comma after these words closes the clause
+_CLAUSE_ENDERS = {"seen", "identified", "noted", "present", "visualized", "demonstrated", "evident", "appreciated"}
+# adjectives that are a finding alone ("calcifications") but only describe the next finding ("calcified granuloma")
+_MODIFIERS = {"calcified", "calcific", "densely calcified", "partially calcified"}
+_NEG_SCOPE = 14      # tokens a pre-negation cue reaches
+_PRED_REACH = 8      # tokens between a statement's subject and predicate
+_ZONE_OF = {"right_upper_lobe": "upper_zone", "left_upper_lobe": "upper_zone", "right_middle_lobe": "middle_zone",
+            "lingula": "middle_zone", "right_lower_lobe": "lower_zone", "left_lower_lobe": "lower_zone"}
+_GENERIC_ANATOMY = {"lungs", "chest", "heart"}
+_SEVERITY_OF = {w: sev for sev, words in ontology.SEVERITY_SYNONYMS.items() for w in words}
+_TOKEN = re.compile(r"and/or|[a-z0-9]+(?:[-'][a-z0-9]+)*|[^\sa-z0-9]")
+
+
+def _tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower())
+
+
+@lru_cache(maxsize=1)
+def _lexicon() -> tuple[dict[tuple[str, ...], tuple[tuple, ...]], int]:
+    """Phrase (token tuple) -> tags; built once from the ontology and the cue lists above."""
+    lex: dict[tuple[str, ...], list[tuple]] = {}
+
+    def add(phrase: str, tag: tuple) -> None:
+        toks = tuple(_tokens(phrase))
+        if toks:
+            lst = lex.setdefault(toks, [])
+            if tag not in lst:
+                lst.append(tag)
+
+    for k in ontology.FINDING_KINDS.values():
+        if k.id == "other":
+            continue
+        for ph in (k.label, k.id.replace("_", " "), *(k.synonyms), *((k.plural,) if k.plural else ())):
+            add(ph, ("kind", k.id))
+    for a in ontology.ANATOMY.values():
+        for ph in (a.label, *a.synonyms):
+            add(ph, ("anat", a.id))
+    for side, words in ontology.SIDE_SYNONYMS.items():
+        for w in words:
+            if len(w) > 1:
+                add(w, ("side", side))
+    for sev, words in ontology.SEVERITY_SYNONYMS.items():
+        for w in words:
+            add(w, ("sev", sev))
+    for i, rule in enumerate(ontology.STATEMENT_RULES):
+        for ph in rule.subjects:
+            add(ph, ("subj", i))
+        for pol, words in (("positive", rule.positive), ("negative", rule.negative), ("uncertain", rule.uncertain)):
+            for w in words:
+                add(w, ("pred", i, pol))
+    for ph in ontology.NORMAL_STATEMENTS:
+        add(ph, ("normal",))
+        if ph.startswith(("no ", "without ")):
+            add(ph, ("neg_pre",))
+    for tag, words in (("neg_pre", NEG_PRE), ("neg_post", NEG_POST), ("unc_pre", UNC_PRE),
+                       ("unc_post", UNC_POST), ("pseudo", PSEUDO), ("term", TERMINATION)):
+        for w in words:
+            add(w, (tag,))
+    frozen = {k: tuple(v) for k, v in lex.items()}
+    return frozen, max(len(k) for k in frozen)
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split report text into sentences at ". ", "? ", "! " and line breaks (not inside "1.5 cm").
+
+    List numbers ("1. ") and empty pieces are dropped; each sentence keeps its original wording.
+    """
+    if not text:
+        return []
+    out = []
+    for para in re.split(r"[\r\n]+", str(text)):
+        for piece in re.split(r"(?<=[.!?])\s+|(?<=[a-zA-Z\]\)])\.(?=[A-Z][a-z])", para):
+            piece = re.sub(r"^\s*\d+\s*[.)]\s*", "", piece).strip()
+            if re.search(r"[A-Za-z]", piece):
+                out.append(piece)
+    return out
+
+
+@dataclass
+class _Item:
+    start: int
+    end: int
+    tags: tuple[tuple, ...]
+    words: tuple[str, ...] = ()
+
+    def has(self, name: str) -> bool:
+        return any(t[0] == name for t in self.tags)
+
+    def values(self, name: str) -> list:
+        return [t[1:] for t in self.tags if t[0] == name]
+
+
+def _match(tokens: list[str]) -> list[_Item]:
+    """Greedy longest-match of lexicon phrases, left to right; punctuation kept as its own item."""
+    lex, maxlen = _lexicon()
+    items, i = [], 0
+    while i < len(tokens):
+        for n in range(min(maxlen, len(tokens) - i), 0, -1):
+            tags = lex.get(tuple(tokens[i:i + n]))
+            if tags:
+                items.append(_Item(i, i + n, tags, tuple(tokens[i:i + n])))
+                i += n
+                break
+        else:
+            if tokens[i] in _BREAK_PUNCT or tokens[i] == ",":
+                # a comma keeps the next word: ", the heart ..." opens a new clause, ", effusion" does not
+                items.append(_Item(i, i + 1, (("punct", tokens[i]),),
+                                   (tokens[i + 1] if i + 1 < len(tokens) else "", tokens[i - 1] if i else "")))
+            i += 1
+    return items
+
+
+def _clause_start(items: list[_Item], j: int) -> int:
+    """Index of the first item of the clause holding items[j]: after a termination cue, ; or :, or a comma
+    that opens a new clause (", the heart is enlarged"; a list ", effusion, or pneumothorax" goes on)."""
+    for k in range(j - 1, -1, -1):
+        it = items[k]
+        if it.has("term"):
+            return k + 1
+        if it.has("punct"):
+            p = it.values("punct")[0][0]
+            if p in _BREAK_PUNCT or (p == "," and (it.words[0] in _CLAUSE_OPENERS or it.words[1] in _CLAUSE_ENDERS)):
+                return k + 1
+    return 0
+
+
+def _status(items: list[_Item], j: int, pred_from: int | None = None) -> str:
+    """Negated / uncertain / positive for the item at j (a finding phrase or a statement's predicate).
+
+    ``pred_from``: for a statement, the first item of the subject/predicate pair; negation cues then count
+    only between it and the predicate ("the heart is not enlarged"), so that "no effusion, heart
+    enlarged" does not negate the heart.
+    """
+    start = _clause_start(items, j)
+    pos = items[j].start
+    negated = uncertain = False
+    for k in range(j - 1, start - 1, -1):
+        it = items[k]
+        if it.has("pseudo"):
+            continue
+        if it.has("neg_pre") and pos - it.end <= _NEG_SCOPE and (pred_from is None or k >= pred_from):
+            negated = True
+        if it.has("unc_pre"):
+            uncertain = True
+    for k in range(j + 1, len(items)):
+        it = items[k]
+        if it.has("neg_post"):
+            negated = True
+            break
+        if it.has("unc_post"):
+            uncertain = True
+            break
+        if it.has("term") or it.has("punct"):
+            break
+    if negated:
+        return "negative"
+    return "uncertain" if uncertain else "positive"
+
+
+def _window(items: list[_Item], lo: int, hi: int) -> list[_Item]:
+    """Items describing the phrase items[lo..hi]: back to the previous boundary, forward to the next."""
+    stop = ("term", "punct", "kind", "neg_pre", "neg_post", "unc_pre", "unc_post", "normal", "subj")
+    out = []
+    for k in range(lo - 1, max(-1, lo - 7), -1):
+        if any(items[k].has(s) for s in stop) and not items[k].has("anat") and not items[k].has("side"):
+            break
+        out.append(items[k])
+    for k in range(hi + 1, min(len(items), hi + 9)):
+        if any(items[k].has(s) for s in stop) and not items[k].has("anat") and not items[k].has("side"):
+            break
+        out.append(items[k])
+    return out
+
+
+def _attributes(items: list[_Item], lo: int, hi: int) -> tuple[str | None, str | None, str | None]:
+    """(side, location, severity) stated around items[lo..hi]."""
+    near = [items[k] for k in range(lo, hi + 1)] + _window(items, lo, hi)
+    sides, zones, places, sevs = set(), [], [], []
+    for it in near:
+        for (s,) in it.values("side"):
+            sides.add(s)
+        for (a,) in it.values("anat"):
+            an = ontology.ANATOMY[a]
+            if an.side:
+                sides.add(an.side)
+            if a in _ZONE_OF or a.endswith("_zone"):
+                zones.append(_ZONE_OF.get(a, a))
+            elif a not in _GENERIC_ANATOMY:
+                places.append(a)
+        for (s,) in it.values("sev"):
+            sevs.append(s)
+        if it.has("pred") and len(it.words) > 1:  # "mildly enlarged"
+            sevs.extend(_SEVERITY_OF[w] for w in it.words if w in _SEVERITY_OF)
+    side = "bilateral" if "bilateral" in sides or {"left", "right"} <= sides else (sides.pop() if sides else None)
+    location = zones[0] if zones else (places[0] if places else None)
+    return side, location, (sevs[0] if sevs else None)
+
+
+def _describes_next(items: list[_Item], j: int) -> bool:
+    """Is the modifier at j part of a following granuloma / aorta phrase ("calcified right hilar granulomas")?"""
+    for m in range(j + 1, min(len(items), j + 6)):
+        it = items[m]
+        if it.has("punct") or it.start - items[j].end > 5:
+            return False
+        if ("kind", "calcified_granuloma") in it.tags or any(
+                "atherosclerosis" in ontology.STATEMENT_RULES[ri].kinds for (ri,) in it.values("subj")):
+            return True
+    return False
+
+
+def _label_sentence(sentence: str) -> list[Mention]:
+    items = _match(_tokens(sentence))
+    found: list[tuple[int, Mention]] = []
+    used_by_statement: set[int] = set()
+    # subject/predicate statements: each subject takes its nearest predicate of the same rule in its clause
+    for j, it in enumerate(items):
+        for (ri,) in it.values("subj"):
+            rule = ontology.STATEMENT_RULES[ri]
+            best = None
+            for k in range(len(items)):
+                if k == j or abs(k - j) > _PRED_REACH:
+                    continue
+                lo, hi = min(j, k), max(j, k)
+                if any(items[m].has("term") or items[m].has("punct") or items[m].has("kind") and
+                       not items[m].has("pred") for m in range(lo + 1, hi)):
+                    continue
+                for (rk, pol) in items[k].values("pred"):
+                    if rk == ri and (best is None or abs(k - j) < abs(best[0] - j)):
+                        best = (k, pol)
+            if best is None:
+                continue
+            k, pol = best
+            if pol == "positive":
+                status = _status(items, k, pred_from=min(j, k))
+            elif pol == "uncertain":
+                status = "uncertain"
+            else:
+                status = "negative"
+            side, location, severity = _attributes(items, min(j, k), max(j, k))
+            used_by_statement.add(k)
+            for kind_id in rule.kinds:
+                found.append((it.start, Mention(kind_id, status, side, location,
+                                                severity if status != "negative" else None, sentence)))
+    for j, it in enumerate(items):
+        if it.has("normal"):
+            st = "uncertain" if any(items[k].has("unc_pre") for k in range(_clause_start(items, j), j)) else "positive"
+            found.append((it.start, Mention("normal", st, None, None, None, sentence)))
+        if j in used_by_statement:
+            continue
+        if " ".join(it.words) in _MODIFIERS and _describes_next(items, j):
+            continue
+        for (kind_id,) in it.values("kind"):
+            status = _status(items, j)
+            side, location, severity = _attributes(items, j, j)
+            found.append((it.start, Mention(kind_id, status, side, location,
+                                            severity if status != "negative" else None, sentence)))
+    found.sort(key=lambda t: t[0])
+    return [m for _, m in found]
+
+
+def label_text(text: str) -> list[Mention]:
+    """Every finding mention of a report, in reading order (one per phrase, duplicates kept)."""
+    out: list[Mention] = []
+    for sentence in split_sentences(text):
+        out.extend(_label_sentence(sentence))
+    return out
+
+
+_RANK = {"positive": 2, "uncertain": 1, "negative": 0}
+
+
+def label_report(text: str) -> dict[str, Mention]:
+    """One mention per kind: positive beats uncertain beats negative; plus ``no_finding`` (see module doc).
+
+    Positive mentions of one kind on both sides combine into side "bilateral".
+    """
+    best: dict[str, Mention] = {}
+    for m in label_text(text):
+        cur = best.get(m.kind)
+        if cur is None or _RANK[m.status] > _RANK[cur.status]:
+            best[m.kind] = m
+        elif m.status == cur.status == "positive":
+            sides = {cur.side, m.side} - {None}
+            if len(sides) > 1:
+                best[m.kind] = replace(cur, side="bilateral")
+            elif cur.side is None and m.side:
+                best[m.kind] = replace(cur, side=m.side, location=cur.location or m.location)
+            elif cur.severity is None and m.severity:
+                best[m.kind] = replace(cur, severity=m.severity)
+    abnormal = [m for k, m in best.items() if k not in ("normal", "support_device") and m.status != "negative"]
+    normal = best.get("normal")
+    best["no_finding"] = Mention("no_finding", "negative" if abnormal else "positive", None, None, None,
+                                 normal.sentence if normal and not abnormal else "")
+    return best
+
+
+def positive_kinds(text: str) -> set[str]:
+    """Finding kinds (not normal/no_finding) a report states as present."""
+    return {k for k, m in label_report(text).items()
+            if m.status == "positive" and k not in ("normal", "no_finding")}
+
+
+def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
+
+
+def _chexpert_of(kinds: set[str]) -> set[str]:
+    out = {ontology.FINDING_KINDS[k].chexpert for k in kinds if k in ontology.FINDING_KINDS} - {None}
+    return out | ({"No Finding"} if "no_finding" in kinds else set())
+
+
+def _summarise(counts: dict[str, dict[str, int]]) -> dict:
+    """Micro and macro (all labels, 0 when undefined) P/R/F1 of per-label tp/fp/fn counts."""
+    per = {lab: {**_prf(c["tp"], c["fp"], c["fn"]), "support": c["tp"] + c["fn"]} for lab, c in counts.items()}
+    tp, fp, fn = (sum(c[x] for c in counts.values()) for x in ("tp", "fp", "fn"))
+    macro = {m: sum(v[m] for v in per.values()) / len(per) for m in ("precision", "recall", "f1")}
+    return {"micro": _prf(tp, fp, fn), "macro": macro, "per_label": per}
+
+
+def validate_against_mesh(rows: dict[int, dict[str, str]], split_of: dict[int, str] | None = None) -> dict:
+    """Labeler positives on findings + impression vs the kinds of each report's MeSH coding.
+
+    Only kinds some MeSH head maps to are scored (the coders could not code the others), plus
+    ``no_finding`` (gold: no MeSH term of a scored kind other than ``support_device``, the labeler's own
+    definition; terms of kind "other" such as "Deformity/ribs" do not count). Reports coded
+    "No Indexing" are left out (nothing was coded). ``split_of`` (uid -> R2Gen split) adds micro figures
+    per split. ``chexpert_level``: the same comparison after mapping kinds to CheXpert's 14 labels (what the
+    clinical-efficacy metric uses), for all reports and per split.
+    """
+    from radscribe.data.iu_xray import mesh_term_kind
+
+    scored = sorted(k.id for k in ontology.FINDING_KINDS.values() if k.mesh) + ["no_finding"]
+    counts = {k: {"tp": 0, "fp": 0, "fn": 0} for k in scored}
+    by_split: dict[str, dict[str, int]] = {}
+    chx: dict[str, dict[str, dict[str, int]]] = {}
+    reports, skipped = [], 0
+    for uid, row in sorted(rows.items()):
+        terms = [t.strip() for t in row["MeSH"].split(";") if t.strip()]
+        if any(t.lower() == "no indexing" for t in terms):
+            skipped += 1
+            continue
+        gold = {mesh_term_kind(t) for t in terms} - {None, "other"}
+        if not gold - {"support_device"}:   # CheXpert's "No Finding": nothing but devices among the kinds
+            gold.add("no_finding")
+        labels = label_report(f"{row.get('findings', '')} {row.get('impression', '')}")
+        pred = {k for k, m in labels.items() if m.status == "positive" and k in counts}
+        sp = by_split.setdefault((split_of or {}).get(uid, "not in R2Gen split"), {"tp": 0, "fp": 0, "fn": 0, "n": 0})
+        sp["n"] += 1
+        for k in scored:
+            x = "tp" if k in gold and k in pred else "fp" if k in pred else "fn" if k in gold else None
+            if x:
+                counts[k][x] += 1
+                if k != "no_finding":
+                    sp[x] += 1
+        split = (split_of or {}).get(uid)
+        for key in ("all", split) if split else ("all",):
+            cx = chx.setdefault(key, {lab: {"tp": 0, "fp": 0, "fn": 0} for lab in ontology.CHEXPERT_LABELS})
+            g, p = _chexpert_of(gold), _chexpert_of(pred)
+            for lab in ontology.CHEXPERT_LABELS:
+                x = "tp" if lab in g and lab in p else "fp" if lab in p else "fn" if lab in g else None
+                if x:
+                    cx[lab][x] += 1
+        reports.append({"uid": uid, "mesh": terms, "gold": sorted(gold), "predicted": sorted(pred),
+                        "missed": sorted(gold - pred), "extra": sorted(pred - gold)})
+    per_label = {}
+    for k, c in counts.items():
+        per_label[k] = {**_prf(c["tp"], c["fp"], c["fn"]), "support": c["tp"] + c["fn"],
+                        "predicted": c["tp"] + c["fp"], **c}
+    kinds = [k for k in scored if k != "no_finding"]
+    tp, fp, fn = (sum(counts[k][x] for k in kinds) for x in ("tp", "fp", "fn"))
+    with_support = [k for k in kinds if per_label[k]["support"] > 0]
+    macro = {m: sum(per_label[k][m] for k in with_support) / max(1, len(with_support))
+             for m in ("precision", "recall", "f1")}
+    splits = {name: {"n_reports": c["n"], "micro": _prf(c["tp"], c["fp"], c["fn"])} for name, c in by_split.items()}
+    return {"n_reports": len(reports), "n_skipped_no_indexing": skipped, "micro": _prf(tp, fp, fn),
+            "micro_by_split": splits if split_of else {},
+            "chexpert_level": {key: _summarise(c) for key, c in chx.items()},
+            "macro_over_labels_with_support": macro, "per_label": per_label, "reports": reports}
+
+
+def cli_label_reports(args) -> int:
+    """``radscribe label-reports``: label every IU report; with --validate-mesh, score against MeSH."""
+    import json
+    import time
+    from pathlib import Path
+
+    from radscribe.data.iu_xray import read_iu_reports
+    from radscribe.io.output import atomic_file
+
+    t0 = time.perf_counter()
+    rows = read_iu_reports(args.reports)
+    if args.validate_mesh:
+        split_of = None
+        ann = Path(args.reports).parent / "r2gen_split_annotation.json"
+        if ann.is_file():   # R2Gen's split beside the CSV: also report figures per split
+            from radscribe.data.iu_xray import _uid_of, read_annotation
+
+            split_of = {_uid_of(e["id"]): name for name, es in read_annotation(ann).items() for e in es}
+        result = validate_against_mesh(rows, split_of)
+        result["wall_s"] = round(time.perf_counter() - t0, 2)
+        _print_validation(result)
+    else:
+        if args.out is None:
+            from radscribe.errors import RadscribeInputError
+            raise RadscribeInputError("label-reports needs --out FILE.json (or --validate-mesh)")
+        labelled = []
+        for uid, row in sorted(rows.items()):
+            labels = label_report(f"{row.get('findings', '')} {row.get('impression', '')}")
+            labelled.append({"uid": uid, "labels": {k: {"status": m.status, "side": m.side, "location": m.location,
+                                                        "severity": m.severity} for k, m in labels.items()}})
+        result = {"n_reports": len(labelled), "reports": labelled,
+                  "wall_s": round(time.perf_counter() - t0, 2)}
+        print(f"labelled {len(labelled)} reports in {result['wall_s']} s")
+    if args.out is not None:
+        with atomic_file(args.out) as fh:
+            json.dump(result, fh, indent=1)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _print_validation(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Labeler vs MeSH on {result['n_reports']} IU X-ray reports (findings + impression)")
+    for col in ("label", "support", "predicted", "precision", "recall", "F1"):
+        table.add_column(col, justify="left" if col == "label" else "right")
+    for k, v in sorted(result["per_label"].items(), key=lambda kv: -kv[1]["support"]):
+        if v["support"] or v["predicted"]:
+            table.add_row(k, str(v["support"]), str(v["predicted"]), f"{v['precision']:.3f}",
+                          f"{v['recall']:.3f}", f"{v['f1']:.3f}")
+    mi, ma = result["micro"], result["macro_over_labels_with_support"]
+    table.add_row("micro (kinds)", "", "", f"{mi['precision']:.3f}", f"{mi['recall']:.3f}", f"{mi['f1']:.3f}")
+    table.add_row("macro (kinds)", "", "", f"{ma['precision']:.3f}", f"{ma['recall']:.3f}", f"{ma['f1']:.3f}")
+    Console().print(table)
+    for name, v in sorted(result.get("micro_by_split", {}).items()):
+        m = v["micro"]
+        Console().print(f"{name}: {v['n_reports']} reports, micro P {m['precision']:.3f} R {m['recall']:.3f} "
+                        f"F1 {m['f1']:.3f}")
+    for name, v in sorted(result.get("chexpert_level", {}).items()):
+        mi, ma = v["micro"], v["macro"]
+        Console().print(f"CheXpert labels, {name}: micro F1 {mi['f1']:.3f} (P {mi['precision']:.3f} R {mi['recall']:.3f}), "
+                        f"macro F1 {ma['f1']:.3f}")

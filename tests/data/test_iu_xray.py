@@ -1,0 +1,102 @@
+"""IU X-ray adapter: R2Gen cleaning, MeSH -> oracle findings, and the real split (when the data is present)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from radscribe.data.iu_xray import clean_report_r2gen, load_cov_ctr, load_iu, mesh_term_kind, mesh_to_findings
+from radscribe.errors import RadscribeInputError
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("The heart is normal. The lungs are clear.", "the heart is normal . the lungs are clear ."),
+    # '..' collapses, '1. ' is deleted, '. 2. ' becomes a sentence break
+    ("1. No acute disease.. 2. Stable.", "no acute disease . stable ."),
+    # hyphens stay; XXXX is lower-cased like any word
+    ("Normal chest x-XXXX.", "normal chest x-xxxx ."),
+    # ( ) ; : < go: R2Gen's class '[...:-\\[...]' is a range from ':' to '[' (so '<' too), '-' stays
+    ("Heart size (normal); no effusion: <5 mm", "heart size normal no effusion 5 mm ."),
+    # R2Gen never drops an empty sentence (its filter compares a str with [])
+    ("Clear. . Normal.", "clear .  . normal ."),
+    ('The "left" lung\'s base/apex', "the left lungs baseapex ."),
+])
+def test_clean_report_r2gen(text, expected):
+    assert clean_report_r2gen(text) == expected
+
+
+def test_mesh_to_findings_qualifiers():
+    fs = mesh_to_findings("Opacity/lung/base/left/mild;Cardiomegaly/borderline;"
+                          "Calcified Granuloma/lung/upper lobe/right;Lung/hypoinflation;"
+                          "Nodule/lung/lingula/multiple;Pleural Effusion/bilateral/small;Deformity/ribs/right")
+    by = {f.attributes["mesh"]: f for f in fs}
+    f = by["Opacity/lung/base/left/mild"]
+    assert (f.kind, f.side, f.location, f.attributes["severity"]) == ("opacity", "left", "lower_zone", "mild")
+    assert f.detector == "mesh-oracle" and f.confidence == 1.0 and f.present
+    assert by["Cardiomegaly/borderline"].attributes["severity"] == "mild"
+    f = by["Calcified Granuloma/lung/upper lobe/right"]
+    assert (f.kind, f.side, f.location) == ("calcified_granuloma", "right", "upper_zone")
+    assert by["Lung/hypoinflation"].kind == "hypoinflation"        # head/qualifier entry beats the bare head
+    f = by["Nodule/lung/lingula/multiple"]
+    assert (f.kind, f.side, f.location, f.attributes["count"]) == ("nodule", "left", "middle_zone", "multiple")
+    f = by["Pleural Effusion/bilateral/small"]
+    assert (f.kind, f.side, f.attributes["extent"]) == ("effusion", "bilateral", "small")
+    f = by["Deformity/ribs/right"]                                 # no kind of its own: kept as "other"
+    assert (f.kind, f.side, f.attributes["descriptors"]) == ("other", "right", ["ribs"])
+
+
+def test_mesh_normal_and_unknown():
+    assert mesh_to_findings("normal") == ()
+    assert mesh_to_findings("No Indexing") == ()
+    assert mesh_term_kind("Calcinosis/aorta") == "atherosclerosis"
+    assert mesh_term_kind("Calcinosis/lung/hilum/lymph nodes") == "calcification"
+    assert mesh_term_kind("Subcutaneous  Emphysema") == "subcutaneous_emphysema"   # double space in the source
+
+
+def test_load_iu_small_files(tmp_path):
+    csv_path = tmp_path / "reports.csv"
+    csv_path.write_text("uid,MeSH,Problems,image,indication,comparison,findings,impression\n"
+                        "7,Cardiomegaly/mild,Cardiomegaly,x,Chest pain and cough,None,Mild cardiomegaly.,Stable.\n"
+                        "8,normal,normal,x,Evaluate for pneumonia,,The lungs are clear.,Normal chest.\n")
+    ann = {"train": [{"id": "CXR7_IM-0001", "report": "Mild cardiomegaly. Stable."}],
+           "val": [], "test": [{"id": "CXR8_IM-0002", "report": "The lungs are clear. Normal chest."}]}
+    ann_path = tmp_path / "ann.json"
+    ann_path.write_text(json.dumps(ann))
+    d = load_iu(ann_path, csv_path)
+    assert [len(d[s]) for s in ("train", "val", "test")] == [1, 0, 1]
+    s = d["train"][0]
+    assert (s.uid, s.split, s.reference, s.impression) == (7, "train", "Mild cardiomegaly. Stable.", "Stable.")
+    assert [f.kind for f in s.oracle] == ["cardiomegaly"]
+    assert d["test"][0].oracle == ()
+    # "Evaluate for pneumonia" is a question, not a finding
+    assert d["test"][0].from_indication == ()
+    ann["test"].append({"id": "CXR9_IM-0003", "report": "x"})
+    ann_path.write_text(json.dumps(ann))
+    with pytest.raises(RadscribeInputError, match="CXR9_IM-0003"):
+        load_iu(ann_path, csv_path)
+    with pytest.raises(RadscribeInputError, match="not found"):
+        load_iu(tmp_path / "missing.json", csv_path)
+
+
+def test_real_split_sizes_and_mesh(shared_dataset):
+    d = shared_dataset("iu_xray_reports")
+    iu = load_iu(d / "r2gen_split_annotation.json", d / "indiana_reports.csv")
+    assert {k: len(v) for k, v in iu.items()} == {"train": 2069, "val": 296, "test": 590}
+    first = iu["test"][0]
+    assert first.id == "CXR3030_IM-1405" and first.uid == 3030 and first.mesh == ("normal",) and first.oracle == ()
+    # every positive MeSH term of every study is represented by one oracle finding
+    for split in iu.values():
+        for s in split:
+            coded = {t for t in s.mesh if t.lower() not in ("normal", "no indexing")}
+            assert len(s.oracle) == len({t.strip().lower() for t in coded})
+    # the indication rarely states a finding: that is the point of the --findings indication setting
+    n_ind = sum(bool(s.from_indication) for s in iu["test"])
+    assert 0 < n_ind < 0.2 * len(iu["test"])
+
+
+def test_cov_ctr(shared_dataset):
+    d = shared_dataset("cov_ctr")
+    cov = load_cov_ctr(d / "annotation.json")
+    assert [len(cov[s]) for s in ("train", "val", "test")] == [576, 72, 72]
+    assert cov["test"][0].image.is_file()
