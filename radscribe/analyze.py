@@ -93,7 +93,11 @@ def _run_classifiers(image: Image, recognition: Any, wanted: set[str], stage: _S
         names = [n for n in names if n in wanted]
     det.notes.extend(reasons)
     for name in names:
-        loaded = stage.run("load_model", load_model, name)
+        try:
+            loaded = stage.run("load_model", load_model, name)
+        except RadscribeInputError as exc:  # e.g. a model whose weights are not installed
+            det.notes.append(f"Model {name} applies but could not be loaded, so it was not run: {exc}")
+            continue
         res = stage.run(f"classify:{name}", classify_image, loaded, image)
         det.detectors_run.append(name)
         for f in res.findings:

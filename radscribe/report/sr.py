@@ -19,7 +19,7 @@ import highdicom as hd
 import numpy as np
 from highdicom.sr import (
     AlgorithmIdentification, Comprehensive3DSR, DeviceObserverIdentifyingAttributes, FindingSite,
-    ImageRegion3D, Measurement, MeasurementReport, ObservationContext, ObserverContext,
+    ImageRegion3D, Measurement, MeasurementReport, MeasurementsAndQualitativeEvaluations, ObservationContext, ObserverContext,
     PlanarROIMeasurementsAndQualitativeEvaluations, QualitativeEvaluation, TrackingIdentifier,
 )
 from highdicom.sr.coding import CodedConcept
@@ -91,6 +91,20 @@ def _roi(f: Finding, i: int, frame_of_reference: str) -> PlanarROIMeasurementsAn
     )
 
 
+def _study_level_negative(analysis: Analysis) -> MeasurementsAndQualitativeEvaluations:
+    """TID 1501 group for a study without a localised finding: what ran and that it found nothing.
+
+    TID 1500 needs at least one measurement group, and "looked and found none" is itself the result.
+    """
+    looked = ", ".join(analysis.detectors_run) or "no applicable detector"
+    result = CodedConcept("RS0004", SCHEME, "No localised finding detected")
+    return MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=TrackingIdentifier(uid=hd.UID(), identifier="study-level assessment"),
+        algorithm_id=AlgorithmIdentification(name=f"radscribe ({looked})"[:64], version=__version__),
+        qualitative_evaluations=[QualitativeEvaluation(CodedConcept("RS0003", SCHEME, "Assessment"), result)],
+    )
+
+
 def build_sr(analysis: Analysis, evidence: Sequence[Dataset]) -> Dataset:
     """A Comprehensive 3D SR holding every present finding that has a patient-space box."""
     if not evidence:
@@ -106,7 +120,7 @@ def build_sr(analysis: Analysis, evidence: Sequence[Dataset]) -> Dataset:
         observation_context=ObservationContext(observer_device_context=observer),
         procedure_reported=codes.LN.CTUnspecifiedBodyRegion if analysis.study.modality == "CT"
         else CodedConcept("RS-PROC", SCHEME, f"{analysis.study.modality} imaging"),
-        imaging_measurements=rois or None,
+        imaging_measurements=rois or [_study_level_negative(analysis)],
     )
     sr = Comprehensive3DSR(
         evidence=list(evidence), content=report, series_instance_uid=hd.UID(), series_number=9901,

@@ -53,3 +53,23 @@ def test_sr_references_every_slice_and_carries_measurements(phantom_series, tmp_
     assert values["Long axis"] == (9.0, "mm") and values["Short axis"] == (7.5, "mm")
     assert values["Volume"] == (280.0, "mm3") and values["Detector confidence"] == (0.8, "1")
     assert values["region"][:3] == [-60.0, -10.0, 25.0]  # polygon on the key slice, LPS mm
+
+
+def test_sr_without_findings_references_the_images(phantom_series, tmp_path):
+    evidence = series_evidence(phantom_series, None)
+    a = Analysis(study=StudyInfo("dicom", "CT", "chest", (24, 128, 128), (2.5, 0.7, 0.7)), findings=(),
+                 report=Report("No nodule.", "No nodule.", "structured"), detectors_run=("lung-nodule-classic",))
+    sr = build_sr(a, evidence)
+    sr.save_as(tmp_path / "empty.sr.dcm")
+    back = pydicom.dcmread(tmp_path / "empty.sr.dcm")
+    assert back.Modality == "SR" and back.StudyInstanceUID == evidence[0].StudyInstanceUID
+    meanings = []
+
+    def walk(items):
+        for it in items:
+            if it.ValueType == "CODE":
+                meanings.append(it.ConceptCodeSequence[0].CodeMeaning)
+            walk(getattr(it, "ContentSequence", []))
+
+    walk(back.ContentSequence)
+    assert "No localised finding detected" in meanings
