@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with console.status("writing a synthetic chest CT (DICOM series with known nodules)..."):
             phantom_dir = out / "phantom"
-            write_phantom(make_phantom(args.seed), phantom_dir)
+            write_phantom(make_phantom(args.seed), phantom_dir, seed=args.seed)
         studies = [("phantom chest CT (DICOM series)", phantom_dir / "dicom")]
-        studies += [(f"example {p.name}", p) for p in sorted(EXAMPLES.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+        studies += [(p.name, p) for p in sorted(EXAMPLES.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
         for label, path in studies:
             with console.status(f"analysing {label}..."):
                 t = time.perf_counter()
@@ -52,17 +52,17 @@ def main(argv: list[str] | None = None) -> int:
             what = ", ".join(f"{f.kind}" + (f" {f.long_axis:.0f}{f.size_unit}" if f.long_axis else "")
                              + f" ({f.confidence:.2f})" for f in present) or "no finding"
             rows.append((label, f"{a.study.modality} {a.study.body_region}",
-                         ", ".join(a.detectors_run) or "none applicable", what, f"{dt:.2f}", str(out / name)))
+                         ", ".join(a.detectors_run) or "none applicable", what, f"{dt:.1f}", f"{name}/"))
     except RadscribeInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    table = Table(title="radscribe demo")
-    for col in ("study", "recognized as", "detectors", "findings (confidence)", "seconds", "output"):
+    table = Table(title=f"radscribe demo (outputs under {out}/)")
+    for col in ("study", "recognized as", "detectors", "findings (confidence)", "s", "folder"):
         table.add_column(col)
     for r in rows:
         table.add_row(*r)
-    Console().print(table)
+    Console(width=max(140, Console().width)).print(table)
     print(f"\nPhantom truth: {phantom_dir / 'truth.json'}")
     print(f"Each output folder holds findings.json, report.md and overlays/*.png, e.g. "
           f"{out / 'phantom-analysis' / 'report.md'}")

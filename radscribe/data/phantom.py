@@ -485,17 +485,24 @@ def _parse_shape(text: str) -> tuple[int, int, int]:
     return parts  # type: ignore[return-value]
 
 
+def write_phantom(ph: Phantom, out: Path, *, seed: int, overwrite: bool = False) -> None:
+    """Write OUT/dicom/*.dcm and OUT/truth.json atomically (nothing is left behind on failure)."""
+    from radscribe.io.output import atomic_dir
+
+    with atomic_dir(Path(out), overwrite=overwrite) as tmp:
+        write_dicom_series(ph.volume_hu, ph.spacing, ph.origin, tmp / "dicom", seed=seed)
+        (tmp / "truth.json").write_text(json.dumps(ph.truth, indent=2) + "\n")
+
+
 def cli_phantom(args) -> int:
     """``radscribe phantom``: write OUT/dicom/*.dcm and OUT/truth.json atomically."""
-    from radscribe.io.output import atomic_dir, check_output_dir
+    from radscribe.io.output import check_output_dir
 
     shape = _parse_shape(args.shape)
     check_output_dir(Path(args.out), args.overwrite)
     t0 = time.perf_counter()
     ph = make_phantom(args.seed, shape=shape, n_nodules=args.n_nodules)
-    with atomic_dir(Path(args.out), overwrite=args.overwrite) as tmp:
-        write_dicom_series(ph.volume_hu, ph.spacing, ph.origin, tmp / "dicom", seed=args.seed)
-        (tmp / "truth.json").write_text(json.dumps(ph.truth, indent=2) + "\n")
+    write_phantom(ph, Path(args.out), seed=args.seed, overwrite=args.overwrite)
     print(f"wrote {shape[0]} DICOM slices and truth.json ({len(ph.truth['nodules'])} nodules) to {args.out} "
           f"in {time.perf_counter() - t0:.1f} s")
     return 0
