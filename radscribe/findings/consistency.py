@@ -1,0 +1,206 @@
+"""Consistency guard: a generated report may only say what its findings say.
+
+The report labeler reads every generated sentence back. A sentence is dropped when it
+
+* asserts (positive or uncertain) a finding kind that is not among the present findings,
+* negates a kind that is present (on the side the sentence names, if it names one), or
+* puts a present kind on the wrong side;
+
+and every present finding that no kept sentence mentions gets one sentence added, phrased by the
+structured writer (:func:`radscribe.report.structured.describe_finding`). Negated absent kinds
+("No pneumothorax.") are the normal statements of the reference style and stay. Study-level
+"normal" mentions are not judged: "no acute cardiopulmonary abnormality" is routinely written next
+to chronic findings.
+
+Kinds close enough that a radiologist uses them for the same picture (an ``opacity`` called
+"airspace disease", a ``calcified_granuloma`` called a "calcified nodule") are treated as the same
+finding through :data:`COMPATIBLE`; without it, the guard would "correct" correct references
+(measured in docs/parts/generators.md).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+from radscribe.findings.model import Finding
+from radscribe.knowledge.ontology import FINDING_KINDS
+
+#: kind asserted by a sentence -> present kinds it may stand for (besides itself). Symmetric groups
+#: of near-synonymous descriptions of the same radiographic picture.
+_GROUPS: tuple[tuple[str, ...], ...] = (
+    ("opacity", "consolidation", "pneumonia", "ground_glass_opacity", "atelectasis", "edema"),
+    ("nodule", "calcified_granuloma", "calcification", "mass"),
+    ("cardiomegaly", "enlarged_cardiomediastinum"),
+    ("fibrosis", "atelectasis", "opacity"),
+    ("effusion", "pleural_thickening"),
+)
+#: One-way extras: "a nodular density" (nodule) is how references describe a coded density (opacity).
+_ONE_WAY: dict[str, tuple[str, ...]] = {"nodule": ("opacity",)}
+COMPATIBLE: dict[str, frozenset[str]] = {}
+for _g in _GROUPS:
+    for _k in _g:
+        COMPATIBLE[_k] = COMPATIBLE.get(_k, frozenset({_k})) | frozenset(_g)
+for _k, _extra in _ONE_WAY.items():
+    COMPATIBLE[_k] = COMPATIBLE.get(_k, frozenset({_k})) | frozenset(_extra)
+
+#: A negation restricted to the rest of an organ ("the lungs are otherwise clear", "no other
+#: opacity") does not deny a finding described elsewhere in the report.
+RESTRICTED_NEGATION = re.compile(r"\b(otherwise|remainder|elsewhere|no other|no new|no additional|no further)\b",
+                                 re.IGNORECASE)
+#: Kinds whose side a sentence gives unreliably (a device "overlying the left chest, tip in the right
+#: atrium"): their side is not checked.
+SIDE_FREE = frozenset({"support_device"})
+#: Finding kinds the guard cannot phrase as a sentence (MeSH heads without an ontology kind).
+UNPHRASEABLE = frozenset({"other"})
+
+#: Mentions of these kinds are study-level statements, not findings; the guard leaves them alone.
+STUDY_LEVEL = ("normal", "no_finding")
+
+
+@dataclass(frozen=True)
+class GuardResult:
+    """The guarded text and what changed: sentences kept, dropped (with the reason) and added."""
+
+    text: str
+    kept: tuple[str, ...]
+    dropped: tuple[tuple[str, str], ...]
+    added: tuple[str, ...]
+    n_corrections: int
+
+
+def _kinds_for(kind: str) -> frozenset[str]:
+    return COMPATIBLE.get(kind, frozenset({kind}))
+
+
+def _side_ok(mention_side: str | None, finding_sides: Sequence[str | None]) -> bool:
+    """Whether a mention's side fits at least one present finding of its kind."""
+    if mention_side is None:
+        return True
+    for s in finding_sides:
+        if s is None or s == mention_side or s == "bilateral":
+            return True
+    return False
+
+
+def _judge(mention, present: dict[str, list[Finding]]) -> str | None:
+    """Why a mention contradicts the findings, or None when it is consistent."""
+    if mention.kind in STUDY_LEVEL:
+        return None
+    if mention.kind in SIDE_FREE:
+        mention = _Unsided(mention.kind, mention.status)
+    exact = present.get(mention.kind, [])
+    related = [f for k in _kinds_for(mention.kind) for f in present.get(k, [])]
+    side = f" ({mention.side})" if mention.side else ""
+    if mention.status in ("positive", "uncertain"):
+        if not related:
+            return f"asserts {mention.kind}{side} ({mention.status}) but the findings have no {mention.kind}"
+        if not _side_ok(mention.side, [f.side for f in related]):
+            sides = sorted({f.side for f in related if f.side})
+            return f"puts {mention.kind} on the {mention.side} but the findings have it {'/'.join(sides)}"
+        return None
+    # negative: contradicts only a present finding of exactly this kind on the side it names
+    if exact and not RESTRICTED_NEGATION.search(mention.sentence or ""):
+        if mention.side is None or any(f.side in (None, mention.side, "bilateral") for f in exact) \
+                or mention.side == "bilateral":
+            return f"negates {mention.kind}{side} but the findings have it present"
+    return None
+
+
+@dataclass(frozen=True)
+class _Unsided:
+    kind: str
+    status: str
+    side: None = None
+    sentence: str = ""
+
+
+def _mentions(sentence: str):
+    from radscribe.knowledge.labeler import label_text
+
+    return label_text(sentence)
+
+
+def guard(text: str, findings: Sequence[Finding]) -> GuardResult:
+    """Check ``text`` sentence by sentence against ``findings`` and correct it (see module doc)."""
+    from radscribe.knowledge.labeler import split_sentences
+    from radscribe.report.structured import describe_finding
+
+    present: dict[str, list[Finding]] = {}
+    for f in findings:
+        if f.present:
+            present.setdefault(f.kind, []).append(f)
+
+    kept: list[str] = []
+    kept_mentions: list = []
+    dropped: list[tuple[str, str]] = []
+    for sent in split_sentences(text or ""):
+        sent = sent.strip()
+        if not sent:
+            continue
+        mentions = _mentions(sent)
+        reasons = [r for r in (_judge(m, present) for m in mentions) if r]
+        if reasons:
+            dropped.append((sent, "; ".join(dict.fromkeys(reasons))))
+        else:
+            kept.append(sent)
+            kept_mentions.extend(m for m in mentions if m.status in ("positive", "uncertain"))
+
+    added: list[str] = []
+    for kind, fs in present.items():
+        if kind in UNPHRASEABLE or kind not in FINDING_KINDS:
+            continue
+        for f in fs:
+            covered = any(
+                f.kind in _kinds_for(m.kind) and (m.side is None or f.side is None or m.side == f.side
+                                                  or f.side == "bilateral" or f.kind in SIDE_FREE)
+                for m in kept_mentions)
+            if not covered:
+                s = describe_finding(f)
+                if s not in added:
+                    added.append(s)
+    out = " ".join(kept + added)
+    return GuardResult(text=out, kept=tuple(kept), dropped=tuple(dropped), added=tuple(added),
+                       n_corrections=len(dropped) + len(added))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m radscribe.findings.consistency --split val``: how often the guard changes the
+    *reference* reports when given their own MeSH oracle findings (a correct report should need none)."""
+    import argparse
+    import sys
+    import time
+    from collections import Counter
+
+    from radscribe.data.iu_xray import load_iu
+    from radscribe.data.paths import shared_data_dir
+
+    iu = shared_data_dir() / "iu_xray_reports"
+    p = argparse.ArgumentParser(prog="python -m radscribe.findings.consistency", description=main.__doc__)
+    p.add_argument("--annotation", default=iu / "r2gen_split_annotation.json")
+    p.add_argument("--reports", default=iu / "indiana_reports.csv")
+    p.add_argument("--split", default="val", choices=["train", "val", "test"])
+    p.add_argument("--top", type=int, default=15, help="how many of the most frequent reasons to list")
+    a = p.parse_args(argv)
+    studies = load_iu(a.annotation, a.reports)[a.split]
+    t0 = time.perf_counter()
+    res = [guard(s.reference, s.oracle) for s in studies]
+    dt = time.perf_counter() - t0
+    n = len(res)
+    reasons: Counter[str] = Counter()
+    for r in res:
+        reasons.update(why.split(" but ")[0] for _, why in r.dropped)
+        reasons.update(f"added: {s}" for s in r.added)
+    print(f"{a.split}: {n} references, {sum(r.n_corrections for r in res) / n:.3f} corrections/report, "
+          f"{sum(r.n_corrections > 0 for r in res) / n:.1%} of reports changed "
+          f"({sum(len(r.dropped) for r in res)} sentences dropped, {sum(len(r.added) for r in res)} added), "
+          f"{1000 * dt / n:.2f} ms/report")
+    for why, c in reasons.most_common(a.top):
+        print(f"  {c:4d}  {why}")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
