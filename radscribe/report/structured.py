@@ -34,7 +34,9 @@ CHEST_SYSTEMS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("devices", ("support_device",), ""),
 )
 
-_SEVERITY_ORDER = ("minimal", "mild", "moderate", "severe", "small", "large")
+#: Findings read from text (MeSH coding, the clinical indication) rather than made by a model from the
+#: image: they carry no meaningful confidence, so the text does not quote one.
+TEXT_SOURCES = frozenset({"mesh-oracle", "indication", "labeler-indication", ""})
 
 
 def _article(word: str) -> str:
@@ -90,7 +92,7 @@ def describe_finding(f: Finding) -> str:
     where = location_phrase(f)
     size = size_phrase(f)
     countable = k.countable if k else True
-    model_made = f.detector not in ("mesh-oracle", "indication", "")
+    model_made = f.detector not in TEXT_SOURCES
     conf = f" (confidence {f.confidence:.2f}, {f.detector})" if model_made else ""
     if countable:
         body = f"{_article(noun)} {noun}"
@@ -126,7 +128,7 @@ def _impression_line(f: Finding) -> str:
         unit = "mm" if f.size_unit == "mm" else "px"
         size = f", {_num(mean)} {unit}" + (" mean diameter" if f.short_axis is not None else "")
     line = f"{head} {where}".strip() + size
-    if f.detector not in ("mesh-oracle", "indication", ""):
+    if f.detector not in TEXT_SOURCES:
         line += f" (confidence {f.confidence:.2f})"
     return line[:1].upper() + line[1:] + "."
 

@@ -62,3 +62,9 @@ def test_model_findings_carry_confidence_and_negatives_are_phrased():
     neg = _f("glioma", detector="mri-brain-tumor", confidence=0.95, present=False)
     r = write_structured([neg], region="brain", modality="MR", detectors_run=["mri-brain-tumor"])
     assert "No glioma identified (confidence 0.95 normal, mri-brain-tumor)." in r.findings
+
+
+def test_text_derived_findings_quote_no_confidence():
+    for det in ("mesh-oracle", "labeler-indication"):
+        f = _f("effusion", detector=det, side="left")
+        assert "confidence" not in describe_finding(f)
