@@ -55,6 +55,8 @@ class _Detected:
     heatmaps: dict[int, np.ndarray]          # finding index -> heatmap (y, x)
     lung_mask: np.ndarray | None = None
     candidates: list[dict] | None = None
+    #: (modality, region, recognized_from) when routing recognised more than the header did.
+    recognized: tuple[str, str, str] | None = None
 
 
 def display_slice(image: Image, z: int, window: str = "lung") -> np.ndarray:
@@ -82,11 +84,15 @@ def _run_classifiers(image: Image, recognition: Any, wanted: set[str], stage: _S
     try:
         from radscribe.models.classify import classify_image
         from radscribe.models.registry import load_model
-        from radscribe.models.routing import route
+        from radscribe.models.routing import decide
     except ImportError as exc:  # the learned models are optional at run time
         det.notes.append(f"Learned classifiers unavailable ({exc.name} not importable).")
         return
-    names, reasons = stage.run("routing", route, image, recognition)
+    decision = stage.run("routing", decide, image, recognition)
+    names, reasons = list(decision.models), list(decision.notes) + list(decision.skipped)
+    if recognition.recognized_from == "none" and decision.decided_from != "none" and decision.region:
+        # a bare PNG/JPEG: the content-based domain classifier named what it is
+        det.recognized = (decision.modality or recognition.modality, decision.region, decision.decided_from)
     if wanted:
         for n in sorted(wanted - set(names)):
             det.notes.append(f"Model {n} was requested but does not apply to this study; it was not run.")
@@ -233,6 +239,9 @@ def analyze(path: Path, out: Path, *, overwrite: bool = False, series_uid: str |
         _run_classifiers(image, recognition, classifiers, stage, det)
 
     study = _study_info(loaded, recognition)
+    if det.recognized is not None:
+        modality, region, source = det.recognized
+        study = replace(study, modality=modality, body_region=region, recognized_from=source)
     if det.notes:
         study = replace(study, notes=study.notes + tuple(det.notes))
 

@@ -94,3 +94,29 @@ def test_unsupported_study_gets_an_honest_report(tmp_path, capsys):
     assert "nodule" not in report.lower().split("## technical notes")[0]
     if not doc["detectors_run"]:
         assert "No automated detector" in report
+
+
+EXAMPLES = __import__("pathlib").Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.mark.parametrize("name,modality,region,model", [
+    ("cxr_pneumonia_person100_bacteria_475.jpeg", "CR", "chest", "cxr-pneumonia"),
+    ("mri_glioma_Te-glTr_0000.jpg", "MR", "brain", "mri-brain-tumor"),
+    ("ct_kidney_stone_Stone-401.jpg", "CT", "abdomen", "ct-kidney"),
+])
+def test_bundled_examples_are_routed_to_their_own_model_only(tmp_path, capsys, name, modality, region, model):
+    from radscribe.models.registry import get_spec
+
+    if not (get_spec(model).weights_dir / "model.safetensors").exists():
+        pytest.skip(f"{model} weights are not installed")
+    out = tmp_path / "o"
+    rc, _, err = _run(capsys, "analyze", str(EXAMPLES / name), "--out", str(out))
+    assert rc == 0, err
+    doc = json.loads((out / "findings.json").read_text())
+    assert (doc["study"]["modality"], doc["study"]["body_region"]) == (modality, region)
+    assert doc["study"]["recognized_from"] == "content"
+    assert doc["detectors_run"] == [model]          # never another domain's model
+    assert all(f["detector"] == model for f in doc["findings"])
+    for f in doc["findings"]:
+        if f["present"]:
+            assert (out / f["artifacts"]["overlay"]).exists() and f["box_voxel"] is not None
