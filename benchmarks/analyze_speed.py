@@ -31,21 +31,22 @@ sys.path.insert(0, str(ROOT))
 from radscribe.data.paths import shared_data_dir  # noqa: E402
 
 
-def run_once(path: Path, out: Path) -> tuple[float, float, dict]:
-    """One `radscribe analyze` in a child process: (wall s, peak RSS MiB, the stage timings)."""
+def run_once(path: Path, out: Path) -> tuple[float, float, float, dict]:
+    """One `radscribe analyze` in a child process: (wall s, CPU s, peak RSS MiB, the stage timings)."""
     cmd = [sys.executable, "-m", "radscribe.cli", "analyze", str(path), "--out", str(out), "--overwrite"]
     t = time.perf_counter()
     # A fresh grandchild per run: RUSAGE_CHILDREN of this wrapper is that run's peak alone.
     wrapper = ("import resource,subprocess,sys,json;"
                "r=subprocess.run(sys.argv[1:]);"
-               "print(json.dumps({'rc':r.returncode,'maxrss_kib':resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))")
+               "u=resource.getrusage(resource.RUSAGE_CHILDREN);"
+               "print(json.dumps({'rc':r.returncode,'maxrss_kib':u.ru_maxrss,'cpu_s':u.ru_utime+u.ru_stime}))")
     res = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - t
     info = json.loads(res.stdout.strip().splitlines()[-1])
     if info["rc"] != 0:
         raise SystemExit(f"analyze failed on {path}:\n{res.stderr}")
     timings = json.loads((out / "findings.json").read_text())["timings_s"]
-    return wall, info["maxrss_kib"] / 1024.0, timings
+    return wall, info["cpu_s"], info["maxrss_kib"] / 1024.0, timings
 
 
 def main() -> int:
@@ -68,30 +69,33 @@ def main() -> int:
 
     results = []
     for name, path in cases:
-        walls, rss, stages = [], [], []
+        walls, cpus, rss, stages = [], [], [], []
         for i in range(args.repeats):
-            w, m, t = run_once(path, work / f"out-{len(results)}-{i}")
+            w, c, m, t = run_once(path, work / f"out-{len(results)}-{i}")
             walls.append(w)
+            cpus.append(c)
             rss.append(m)
             stages.append(t)
         results.append({
             "case": name, "repeats": args.repeats,
             "wall_s_median": statistics.median(walls), "wall_s_all": walls,
+            "cpu_s_median": statistics.median(cpus),
             "in_process_total_s_median": statistics.median(s["total"] for s in stages),
             "peak_rss_mib_max": max(rss),
             "stages_s_last": stages[-1],
         })
 
     table = Table(title="radscribe analyze: wall time and peak memory")
-    for col in ("case", "wall s (median, new process)", "in-process s", "peak RSS MiB"):
+    for col in ("case", "wall s (median, new process)", "CPU s (user+sys)", "in-process s", "peak RSS MiB"):
         table.add_column(col)
     for r in results:
-        table.add_row(r["case"], f"{r['wall_s_median']:.2f}", f"{r['in_process_total_s_median']:.2f}",
-                      f"{r['peak_rss_mib_max']:.0f}")
+        table.add_row(r["case"], f"{r['wall_s_median']:.2f}", f"{r['cpu_s_median']:.2f}",
+                      f"{r['in_process_total_s_median']:.2f}", f"{r['peak_rss_mib_max']:.0f}")
     Console().print(table)
     for r in results:
         print(r["case"], {k: round(v, 3) for k, v in r["stages_s_last"].items()})
     meta = {"machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}",
+            "load_average_1_5_15": os.getloadavg(),
             "targets": {"wall_s": 5.0, "peak_rss_mib": 2048}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
