@@ -134,7 +134,7 @@ def _write_report(findings: list[Finding], study: StudyInfo, det: _Detected, wri
                                   detectors_run=det.detectors_run)
     if writer == "structured" or not det.detectors_run:
         return structured
-    from radscribe.findings.consistency import guard
+    from radscribe.report.consistency import guard
     from radscribe.report.generate import make_generator
 
     gen = make_generator(writer)

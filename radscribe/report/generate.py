@@ -120,7 +120,7 @@ def cli_generate_reports(args) -> int:
     from tqdm import tqdm
 
     from radscribe.data.iu_xray import load_iu
-    from radscribe.findings.consistency import guard
+    from radscribe.report.consistency import guard
     from radscribe.io.output import atomic_file
 
     gen_kw = _generator_kwargs(args.generator, args)  # fails early on an unknown name

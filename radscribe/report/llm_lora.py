@@ -629,7 +629,7 @@ def generate_split(args) -> dict:
     from tqdm import tqdm
 
     from radscribe.data.iu_xray import load_iu
-    from radscribe.findings.consistency import guard
+    from radscribe.report.consistency import guard
     from radscribe.io.output import atomic_file
 
     splits = load_iu(args.annotation, args.reports)
@@ -677,7 +677,7 @@ def compare_decoding(args) -> dict:
     """
     from radscribe.data.iu_xray import load_iu
     from radscribe.evaluate.reports import evaluate_reports
-    from radscribe.findings.consistency import guard
+    from radscribe.report.consistency import guard
     from radscribe.io.output import atomic_file
 
     studies = list(load_iu(args.annotation, args.reports)[args.split])[: args.limit]

@@ -100,7 +100,7 @@ def shipped():
 
 
 def test_shipped_adapter_writes_normal_reports_and_the_guard_enforces_findings(shipped):
-    from radscribe.findings.consistency import guard
+    from radscribe.report.consistency import guard
     from radscribe.knowledge.labeler import label_report
 
     normal, cardio = shipped.generate_many([[], [F("cardiomegaly")]])

@@ -166,7 +166,7 @@ def guard(text: str, findings: Sequence[Finding]) -> GuardResult:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m radscribe.findings.consistency --split val``: how often the guard changes the
+    """``python -m radscribe.report.consistency --split val``: how often the guard changes the
     *reference* reports when given their own MeSH oracle findings (a correct report should need none)."""
     import argparse
     import sys
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     from radscribe.data.paths import shared_data_dir
 
     iu = shared_data_dir() / "iu_xray_reports"
-    p = argparse.ArgumentParser(prog="python -m radscribe.findings.consistency", description=main.__doc__)
+    p = argparse.ArgumentParser(prog="python -m radscribe.report.consistency", description=main.__doc__)
     p.add_argument("--annotation", default=iu / "r2gen_split_annotation.json")
     p.add_argument("--reports", default=iu / "indiana_reports.csv")
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
