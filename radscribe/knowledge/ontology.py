@@ -7,7 +7,7 @@ reports back with these synonyms. Ids are lower-case snake_case and never change
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)

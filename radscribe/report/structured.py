@@ -74,21 +74,20 @@ def size_phrase(f: Finding) -> str:
     return f"measuring {_num(f.long_axis)} {unit}"
 
 
+def noun_phrase(f: Finding, with_margin: bool = True) -> str:
+    """The finding's noun phrase: severity, density (unless the label says it) and margin words + label."""
+    k = FINDING_KINDS.get(f.kind)
+    label = k.label if k else f.kind.replace("_", " ")
+    keys = ("severity", "density", "margin") if with_margin else ("severity", "density")
+    words = [ATTRIBUTE_WORDS.get(v, str(v)) for key in keys
+             if (v := f.attributes.get(key)) and not (key == "density" and v in label)]
+    return " ".join(words + [label])
+
+
 def describe_finding(f: Finding) -> str:
     """One sentence for one present finding."""
     k = FINDING_KINDS.get(f.kind)
-    label = k.label if k else f.kind.replace("_", " ")
-    words: list[str] = []
-    sev = f.attributes.get("severity")
-    if sev:
-        words.append(ATTRIBUTE_WORDS.get(sev, str(sev)))
-    dens = f.attributes.get("density")
-    if dens and dens not in label:
-        words.append(ATTRIBUTE_WORDS.get(dens, str(dens)))
-    margin = f.attributes.get("margin")
-    if margin:
-        words.append(ATTRIBUTE_WORDS.get(margin, str(margin)))
-    noun = " ".join(words + [label])
+    noun = noun_phrase(f, with_margin=True)
     where = location_phrase(f)
     size = size_phrase(f)
     countable = k.countable if k else True
@@ -111,16 +110,7 @@ def describe_finding(f: Finding) -> str:
 
 
 def _impression_line(f: Finding) -> str:
-    k = FINDING_KINDS.get(f.kind)
-    label = k.label if k else f.kind.replace("_", " ")
-    bits = []
-    sev = f.attributes.get("severity")
-    if sev:
-        bits.append(ATTRIBUTE_WORDS.get(sev, str(sev)))
-    dens = f.attributes.get("density")
-    if dens and dens not in label:
-        bits.append(ATTRIBUTE_WORDS.get(dens, str(dens)))
-    head = " ".join(bits + [label])
+    head = noun_phrase(f, with_margin=False)
     where = location_phrase(f)
     size = ""
     if f.long_axis is not None:
