@@ -312,16 +312,10 @@ def _encode(tok, ex: Example, max_len: int, kweight: float, words: set[str]):
 
 
 def _batches(encoded: list, batch_size: int, rng: random.Random) -> list[list[int]]:
-    """Length-bucketed batches (less padding): shuffle, sort within chunks of 50 batches, shuffle batches."""
-    idx = list(range(len(encoded)))
-    rng.shuffle(idx)
-    chunk = batch_size * 50
-    batches = []
-    for c in range(0, len(idx), chunk):
-        part = sorted(idx[c:c + chunk], key=lambda i: len(encoded[i][0]))
-        batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
-    rng.shuffle(batches)
-    return batches
+    """Length-bucketed batches (less padding), sorted within pools of 50 batches."""
+    from radscribe.train.batching import length_bucketed_batches
+
+    return length_bucketed_batches([len(e[0]) for e in encoded], batch_size, rng, pool_batches=50)
 
 
 def _collate(encoded: list, batch: list[int], pad_id: int):

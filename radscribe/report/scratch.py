@@ -378,15 +378,9 @@ class ScratchGenerator:
     @staticmethod
     def _length_batches(pairs: list, size: int, rnd: random.Random) -> list[list[int]]:
         """Shuffled batches of similar target length (less padding: about 1.6x faster on CPU)."""
-        order = list(range(len(pairs)))
-        rnd.shuffle(order)
-        pool = size * 20
-        batches = []
-        for i in range(0, len(order), pool):
-            part = sorted(order[i:i + pool], key=lambda j: len(pairs[j][1]))
-            batches += [part[k:k + size] for k in range(0, len(part), size)]
-        rnd.shuffle(batches)
-        return batches
+        from radscribe.train.batching import length_bucketed_batches
+
+        return length_bucketed_batches([len(p[1]) for p in pairs], size, rnd, pool_batches=20)
 
     # -- training
     def fit(self, train: Sequence["IUStudy"], val: Sequence["IUStudy"] | None = None,
