@@ -66,7 +66,7 @@ class EfficientNetLite2D(_ClassifierBase):
             for m in [net._conv_stem, net._bn0, *net._blocks[: self.freeze_blocks]]:
                 m.requires_grad_(False)
 
-    def train(self, mode: bool = True) -> "EfficientNetLite2D":
+    def train(self, mode: bool = True) -> EfficientNetLite2D:
         super().train(mode)
         if mode and self.freeze_blocks:  # frozen layers keep their ImageNet BN statistics
             for m in [self.net._bn0, *self.net._blocks[: self.freeze_blocks]]:

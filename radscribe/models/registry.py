@@ -97,7 +97,7 @@ def get_spec(name: str) -> ModelSpec:
         raise RadscribeInputError(f"unknown model {name!r}; known models: {', '.join(_SPECS)}") from None
 
 
-def build_model(name: str, **kw: Any) -> "nn.Module":
+def build_model(name: str, **kw: Any) -> nn.Module:
     """Architecture only (no fine-tuned weights). ``kw`` override the architecture defaults
     (e.g. ``pretrained=False`` to skip the ImageNet weights, ``dropout=0.3``)."""
     from radscribe.models.classifier import build_classifier
@@ -109,7 +109,7 @@ def build_model(name: str, **kw: Any) -> "nn.Module":
 class LoadedModel:
     """A registered model with its fine-tuned weights, config and calibration temperature."""
 
-    def __init__(self, spec: ModelSpec, module: "nn.Module", config: dict, temperature: float = 1.0):
+    def __init__(self, spec: ModelSpec, module: nn.Module, config: dict, temperature: float = 1.0):
         self.spec = spec
         self.module = module.eval()
         self.config = config
@@ -124,7 +124,7 @@ class LoadedModel:
     def labels(self) -> tuple[str, ...]:
         return self.spec.labels
 
-    def preprocess(self, image: "Image", *, middle_slice: bool = False) -> "torch.Tensor":
+    def preprocess(self, image: Image, *, middle_slice: bool = False) -> torch.Tensor:
         """One Image -> network input without batch dim: (3, S, S) for 2D or (1, S, S, S) for 3D.
 
         Intensities are percentile-normalised (0.5-99.5) to 0..1 exactly as in training, then
@@ -148,14 +148,14 @@ class LoadedModel:
             raise RadscribeInputError(f"{self.spec.name} is a 3D model; got a single 2D image {arr.shape[1:]}")
         return torch.from_numpy(prepare_3d(arr, self.spec.input_size))
 
-    def logits(self, batch: "torch.Tensor") -> "torch.Tensor":
+    def logits(self, batch: torch.Tensor) -> torch.Tensor:
         """Raw (uncalibrated) logits of a batch, shape (B, n_labels)."""
         import torch
 
         with torch.no_grad():
             return self.module(batch.float())
 
-    def predict_proba(self, batch: "torch.Tensor") -> "np.ndarray":
+    def predict_proba(self, batch: torch.Tensor) -> np.ndarray:
         """Calibrated probabilities softmax(logits / temperature), shape (B, n_labels)."""
         import torch
 

@@ -36,7 +36,7 @@ class DataConfig(BaseModel):
     group_pattern: str | None = None
 
     @model_validator(mode="after")
-    def _check_format(self) -> "DataConfig":
+    def _check_format(self) -> DataConfig:
         if self.format == "npz" and not self.npz_file:
             raise ValueError("npz_file is required when format is 'npz'")
         if self.split == "group" and not self.group_pattern:
@@ -104,7 +104,7 @@ class RunConfig(BaseModel):
     command: str | None = None
 
     @model_validator(mode="after")
-    def _check_registry(self) -> "RunConfig":
+    def _check_registry(self) -> RunConfig:
         from radscribe.knowledge.ontology import FINDING_KINDS
         from radscribe.models.registry import _SPECS
 

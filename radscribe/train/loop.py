@@ -19,9 +19,10 @@ import math
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -91,7 +92,7 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict:
     cm = confusion_matrix(y, pred, labels=list(range(n_classes)))
     recall = [float(cm[i, i] / cm[i].sum()) if cm[i].sum() else float("nan") for i in range(n_classes)]
     return {"loss": loss, "acc": float((pred == y).mean()), "auc": auc, "recall": recall,
-            "confusion": cm.tolist(), "n": int(len(y))}
+            "confusion": cm.tolist(), "n": len(y)}
 
 
 def _score(metrics: dict, monitor: str) -> float:

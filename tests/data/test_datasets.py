@@ -6,9 +6,21 @@ import numpy as np
 import pytest
 import torch
 
-from radscribe.data.datasets import (CachedDataset, block_val_split, dedupe_against_test, file_digest, file_group,
-                                     folder_splits, group_val_split, list_folder, npz_splits, prepare_2d, prepare_3d,
-                                     stratified_val_split, to_unit_range)
+from radscribe.data.datasets import (
+    CachedDataset,
+    block_val_split,
+    dedupe_against_test,
+    file_digest,
+    file_group,
+    folder_splits,
+    group_val_split,
+    list_folder,
+    npz_splits,
+    prepare_2d,
+    prepare_3d,
+    stratified_val_split,
+    to_unit_range,
+)
 from radscribe.errors import RadscribeInputError
 from radscribe.train.augment import augment_2d, make_batch_transform, to_network_2d
 

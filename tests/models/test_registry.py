@@ -17,7 +17,13 @@ from radscribe.cli import main
 from radscribe.errors import ConfigError, RadscribeInputError
 from radscribe.io.image import Image
 from radscribe.knowledge.ontology import BODY_REGIONS, FINDING_KINDS
-from radscribe.models.registry import LoadedModel, build_model, get_spec, list_specs, load_model
+from radscribe.models.registry import (
+    LoadedModel,
+    build_model,
+    get_spec,
+    list_specs,
+    load_model,
+)
 
 NAMES = {
     "cxr-pneumonia": ("normal", "pneumonia"),

@@ -13,11 +13,11 @@ import yaml
 from safetensors.torch import load_file
 from torch import nn
 
-import radscribe.train.loop as loop
 from radscribe.cli import main
 from radscribe.data.datasets import CachedDataset
 from radscribe.errors import ConfigError
 from radscribe.models.classifier import build_classifier
+from radscribe.train import loop
 from radscribe.train.config import TrainConfig, load_config, parse_config
 from radscribe.train.loop import fit, load_weights, predict_logits
 
