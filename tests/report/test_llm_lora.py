@@ -116,8 +116,10 @@ def test_shipped_adapter_writes_normal_reports_and_the_guard_enforces_findings(s
 
 
 @pytest.mark.slow
-def test_training_smoke(tmp_path):
+def test_training_smoke(tmp_path, shared_dataset):
     import yaml
+
+    shared_dataset("iu_xray_reports")  # trains on the first reports of the real training split
 
     cfg = yaml.safe_load((L.WEIGHTS_DIR / "config.yaml").read_text())
     cfg["train"].update(epochs=1, batch_size=2, grad_accum=1, time_budget_min=None, warmup_steps=1)
