@@ -21,6 +21,26 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm", ".nii", ".gz", ".mha", ".mhd", ".nrrd"}
 
 
+def _phantom_hits(analysis, truth_path: Path) -> str:
+    """'found 3 of 4 true nodules, 0 false positives' (centre within max(radius, 3 mm))."""
+    import json
+
+    import numpy as np
+
+    truth = json.loads(truth_path.read_text())["nodules"]
+    found = [np.array(f.center_patient) for f in analysis.findings
+             if f.present and f.kind == "nodule" and f.center_patient is not None]
+    matched: set[int] = set()
+    hits = 0
+    for t in truth:
+        c, r = np.array(t["center_patient"]), max(t["diameter_mm"] / 2, 3.0)
+        d = [(np.linalg.norm(c - f), i) for i, f in enumerate(found) if i not in matched]
+        if d and min(d)[0] <= r:
+            matched.add(min(d)[1])
+            hits += 1
+    return f"found {hits} of {len(truth)} true nodules, {len(found) - len(matched)} false positive(s)"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("out/demo"))
@@ -48,9 +68,12 @@ def main(argv: list[str] | None = None) -> int:
                 name = "phantom-analysis" if path.parent == phantom_dir else path.stem
                 a = analyze(path, out / name, overwrite=True)
                 dt = time.perf_counter() - t
-            present = [f for f in a.findings if f.present]
-            what = ", ".join(f"{f.kind}" + (f" {f.long_axis:.0f}{f.size_unit}" if f.long_axis else "")
-                             + f" ({f.confidence:.2f})" for f in present) or "no finding"
+            what = ", ".join(
+                (f.kind if f.present else f"no {f.kind}")
+                + (f" {f.long_axis:.0f}{f.size_unit}" if f.present and f.long_axis else "")
+                + f" ({f.confidence:.2f})" for f in a.findings) or "no finding"
+            if path.parent == phantom_dir:
+                what += f"; {_phantom_hits(a, phantom_dir / 'truth.json')}"
             rows.append((label, f"{a.study.modality} {a.study.body_region}",
                          ", ".join(a.detectors_run) or "none applicable", what, f"{dt:.1f}", f"{name}/"))
     except RadscribeInputError as exc:
