@@ -25,6 +25,7 @@ from radscribe.findings.schema import validate_findings
 from radscribe.io.image import Image
 from radscribe.io.output import atomic_dir, check_output_dir
 from radscribe.report.fhir import to_fhir
+from radscribe.report.generate import GENERATORS
 from radscribe.report.overlay import COLORS, Box2D, render_overlay, save_png
 from radscribe.report.structured import write_structured
 
@@ -215,8 +216,8 @@ def analyze(path: Path, out: Path, *, overwrite: bool = False, series_uid: str |
 
     out = Path(out)
     check_output_dir(out, overwrite)
-    if writer not in ("structured", "llm-lora", "llm-server", "scratch", "retrieval", "most-common"):
-        raise RadscribeInputError(f"unknown report writer {writer!r}; use structured, llm-lora or llm-server")
+    if writer not in GENERATORS:  # fail before any work; the registry is the one list of writer names
+        raise RadscribeInputError(f"unknown report writer {writer!r}; use one of {', '.join(GENERATORS)}")
     t_start = time.perf_counter()
     stage = _Stage({})
     loaded = stage.run("read", load_study, Path(path), series_uid)

@@ -120,3 +120,11 @@ def test_bundled_examples_are_routed_to_their_own_model_only(tmp_path, capsys, n
     for f in doc["findings"]:
         if f["present"]:
             assert (out / f["artifacts"]["overlay"]).exists() and f["box_voxel"] is not None
+
+
+def test_unknown_writer_fails_before_any_work(tmp_path, capsys):
+    img = tmp_path / "x.png"
+    PILImage.fromarray(np.zeros((32, 32), np.uint8)).save(img)
+    rc, _, err = _run(capsys, "analyze", str(img), "--out", str(tmp_path / "o"), "--writer", "poetry")
+    _assert_clean_error(rc, err, "unknown report writer 'poetry'")
+    assert "llm-lora" in err and not (tmp_path / "o").exists()
