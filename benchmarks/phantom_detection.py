@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radscribe.data.phantom import make_phantom
+from radscribe.data.phantom import make_phantom, match_tolerance_mm, match_to_truth
 from radscribe.models.nodule_candidates import detect_nodules
 from radscribe.preprocess.lung import segment_lungs
 
@@ -36,27 +36,6 @@ def parse_seeds(text: str) -> list[int]:
             out += list(range(int(a), int(b) + 1))
         else:
             out.append(int(part))
-    return out
-
-
-def match(truth: list[dict], centres_mm: np.ndarray) -> list[tuple[int, int, float]]:
-    """Greedy nearest matching: (truth index, detection index, distance mm) pairs."""
-    pairs = []
-    for i, n in enumerate(truth):
-        c = np.array(n["center_patient"])
-        tol = max(n["diameter_mm"] / 2, 3.0)
-        for j, d in enumerate(centres_mm):
-            dist = float(np.linalg.norm(d - c))
-            if dist <= tol:
-                pairs.append((dist, i, j))
-    pairs.sort()
-    used_t, used_d, out = set(), set(), []
-    for dist, i, j in pairs:
-        if i in used_t or j in used_d:
-            continue
-        used_t.add(i)
-        used_d.add(j)
-        out.append((i, j, dist))
     return out
 
 
@@ -78,7 +57,7 @@ def run_phantoms(seeds, shape, n_nodules, dump=None) -> dict:
         t3, c3 = time.perf_counter(), time.process_time()
         truth = ph.truth["nodules"]
         cm = np.array([f.center_patient for f in res.findings]).reshape(-1, 3)
-        pairs = match(truth, cm)
+        pairs = match_to_truth(truth, cm)
         hit = {i: (j, d) for i, j, d in pairs}
         for i, n in enumerate(truth):
             row = {"seed": seed, "diameter_mm": n["diameter_mm"], "density": n["density"],
@@ -101,7 +80,7 @@ def run_phantoms(seeds, shape, n_nodules, dump=None) -> dict:
                     continue
                 cv = np.array(c["features"]["center_voxel"])
                 cp = img.voxel_to_patient(cv)
-                lab = any(np.linalg.norm(cp - np.array(n["center_patient"])) <= max(n["diameter_mm"] / 2, 3.0)
+                lab = any(np.linalg.norm(cp - np.array(n["center_patient"])) <= match_tolerance_mm(n)
                           for n in truth)
                 dumped.append({"seed": seed, "nodule": bool(lab), "reason": c["reason"], **c["features"]})
         print(f"seed {seed}: {sum(1 for r in nodules if r['seed'] == seed and r['found'])}/{len(truth)} found, "

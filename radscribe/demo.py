@@ -22,23 +22,16 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm", ".nii", ".gz", ".mha", ".mhd"
 
 
 def _phantom_hits(analysis, truth_path: Path) -> str:
-    """'found 3 of 4 true nodules, 0 false positives' (centre within max(radius, 3 mm))."""
+    """'found 3 of 4 true nodules, 0 false positive(s)', matched as the phantom benchmark matches."""
     import json
 
-    import numpy as np
+    from radscribe.data.phantom import match_to_truth
 
     truth = json.loads(truth_path.read_text())["nodules"]
-    found = [np.array(f.center_patient) for f in analysis.findings
+    found = [f.center_patient for f in analysis.findings
              if f.present and f.kind == "nodule" and f.center_patient is not None]
-    matched: set[int] = set()
-    hits = 0
-    for t in truth:
-        c, r = np.array(t["center_patient"]), max(t["diameter_mm"] / 2, 3.0)
-        d = [(np.linalg.norm(c - f), i) for i, f in enumerate(found) if i not in matched]
-        if d and min(d)[0] <= r:
-            matched.add(min(d)[1])
-            hits += 1
-    return f"found {hits} of {len(truth)} true nodules, {len(found) - len(matched)} false positive(s)"
+    hits = len(match_to_truth(truth, found))
+    return f"found {hits} of {len(truth)} true nodules, {len(found) - hits} false positive(s)"
 
 
 def main(argv: list[str] | None = None) -> int:
