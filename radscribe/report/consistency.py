@@ -47,8 +47,23 @@ for _k, _extra in _ONE_WAY.items():
 
 #: A negation restricted to the rest of an organ ("the lungs are otherwise clear", "no other
 #: opacity") does not deny a finding described elsewhere in the report.
-RESTRICTED_NEGATION = re.compile(r"\b(otherwise|remainder|elsewhere|no other|no new|no additional|no further)\b",
-                                 re.IGNORECASE)
+RESTRICTED_NEGATION = re.compile(r"\b(otherwise|remainder|remaining|rest of the|elsewhere|no other|no new|no additional|"
+                                 r"no further)\b", re.IGNORECASE)
+#: A negation qualified by size or certainty ("no large pleural effusion", "no definite effusion") does
+#: not deny a small or borderline finding of that kind.
+QUALIFIED_NEGATION = re.compile(r"\b(no|without|nor|or)\s+(large|larger|significant|sizable|sizeable|substantial|"
+                                r"definite|definitive|large volume|moderate or large|appreciable|gross)\b", re.IGNORECASE)
+#: "No focal consolidation" is written beside diffuse, interstitial or streaky opacities; it denies only a
+#: focal one, so it does not contradict a finding described as non-focal.
+FOCAL_NEGATION = re.compile(r"\b(no|without|nor)\s+(\w+\s+)?focal\b", re.IGNORECASE)
+NON_FOCAL = frozenset({"diffuse", "interstitial", "streaky", "linear", "reticular", "patchy", "scattered", "hazy"})
+#: "Heart size is at the upper limits of normal" hedges about a normal heart: the labeler reads it as
+#: uncertain cardiomegaly (CheXpert's convention) but it does not contradict a study without one.
+BORDERLINE_HEART = re.compile(r"\b(upper limits? (of )?normal|upper[- ]normal|top[- ]normal|high[- ]normal)\b",
+                              re.IGNORECASE)
+#: A tortuous aorta is coded as enlarged cardiomediastinum; "the cardiomediastinal silhouette is normal"
+#: speaks of heart and mediastinal width, not of the aorta, so it only denies one if it names the aorta.
+AORTA_WORDS = re.compile(r"\baort", re.IGNORECASE)
 #: Kinds whose side a sentence gives unreliably (a device "overlying the left chest, tip in the right
 #: atrium"): their side is not checked.
 SIDE_FREE = frozenset({"support_device"})
@@ -84,6 +99,14 @@ def _side_ok(mention_side: str | None, finding_sides: Sequence[str | None]) -> b
     return False
 
 
+def _aortic(f: Finding) -> bool:
+    """An enlarged-cardiomediastinum finding that is about the aorta (tortuous, ectatic, unfolded)."""
+    a = f.attributes or {}
+    words = " ".join([str(a.get("mesh", ""))] + [str(d) for d in a.get("descriptors", ())]).lower()
+    return f.kind == "enlarged_cardiomediastinum" and (f.location == "aorta" or "aort" in words
+                                                       or "tortuous" in words or "ectatic" in words)
+
+
 def _judge(mention, present: dict[str, list[Finding]]) -> str | None:
     """Why a mention contradicts the findings, or None when it is consistent."""
     if mention.kind in STUDY_LEVEL:
@@ -94,6 +117,9 @@ def _judge(mention, present: dict[str, list[Finding]]) -> str | None:
     related = [f for k in _kinds_for(mention.kind) for f in present.get(k, [])]
     side = f" ({mention.side})" if mention.side else ""
     if mention.status in ("positive", "uncertain"):
+        if (not related and mention.status == "uncertain" and mention.kind == "cardiomegaly"
+                and BORDERLINE_HEART.search(mention.sentence or "")):
+            return None
         if not related:
             return f"asserts {mention.kind}{side} ({mention.status}) but the findings have no {mention.kind}"
         if not _side_ok(mention.side, [f.side for f in related]):
@@ -101,7 +127,12 @@ def _judge(mention, present: dict[str, list[Finding]]) -> str | None:
             return f"puts {mention.kind} on the {mention.side} but the findings have it {'/'.join(sides)}"
         return None
     # negative: contradicts only a present finding of exactly this kind on the side it names
-    if exact and not RESTRICTED_NEGATION.search(mention.sentence or ""):
+    sentence = mention.sentence or ""
+    if not AORTA_WORDS.search(sentence):
+        exact = [f for f in exact if not _aortic(f)]
+    if FOCAL_NEGATION.search(sentence):
+        exact = [f for f in exact if not NON_FOCAL & set((f.attributes or {}).get("descriptors", ()))]
+    if exact and not RESTRICTED_NEGATION.search(sentence) and not QUALIFIED_NEGATION.search(sentence):
         if mention.side is None or any(f.side in (None, mention.side, "bilateral") for f in exact) \
                 or mention.side == "bilateral":
             return f"negates {mention.kind}{side} but the findings have it present"
@@ -160,7 +191,9 @@ def guard(text: str, findings: Sequence[Finding]) -> GuardResult:
                 s = describe_finding(f)
                 if s not in added:
                     added.append(s)
-    out = " ".join(kept + added)
+    # a kept sentence without an end mark (a cut-off answer) must not run into an added sentence:
+    # "No other abnormal" + "An opacity is seen." would read as a negation of the opacity
+    out = " ".join([k if k.endswith((".", "!", "?")) else k + "." for k in kept] + added)
     return GuardResult(text=out, kept=tuple(kept), dropped=tuple(dropped), added=tuple(added),
                        n_corrections=len(dropped) + len(added))
 

@@ -84,6 +84,12 @@ def noun_phrase(f: Finding, with_margin: bool = True) -> str:
     return " ".join(words + [label])
 
 
+def _plural(noun: str) -> bool:
+    """Whether a mass-noun phrase reads as plural ("low lung volumes", "degenerative changes")."""
+    last = noun.split()[-1].lower() if noun.split() else ""
+    return last.endswith("s") and not last.endswith(("ss", "is", "us", "sis"))
+
+
 def describe_finding(f: Finding) -> str:
     """One sentence for one present finding."""
     k = FINDING_KINDS.get(f.kind)
@@ -104,7 +110,8 @@ def describe_finding(f: Finding) -> str:
             parts.append("is seen")
         text = " ".join(parts)
     else:
-        text = f"{noun[:1].upper()}{noun[1:]}" + (f" is present {where}" if where else " is present")
+        verb = "are" if _plural(noun) else "is"
+        text = f"{noun[:1].upper()}{noun[1:]}" + (f" {verb} present {where}" if where else f" {verb} present")
     text = text[:1].upper() + text[1:]
     return f"{text}{conf}."
 

@@ -110,3 +110,17 @@ def test_split_sentences():
     assert split_sentences("1. Heart size normal. 2. A 1.5 cm nodule.\nNo effusion") == [
         "Heart size normal.", "A 1.5 cm nodule.", "No effusion"]
     assert split_sentences("") == []
+
+
+@pytest.mark.parametrize("sentence, kind, status", [
+    ("The heart is not significantly enlarged.", "cardiomegaly", "negative"),     # IU train, repeated wording
+    ("The lungs are hypoventilated.", "hypoinflation", "positive"),
+    ("Lower lung volumes on the AP projection.", "hypoinflation", "positive"),
+    ("There are diffuse, bilateral interstitial opacities, with XXXX B lines demonstrated.", "edema", "positive"),
+])
+def test_wordings_found_by_the_guard_on_training_references(sentence, kind, status):
+    assert one(sentence, kind).status == status
+
+
+def test_kerley_b_lines_are_not_a_device():
+    assert all(m.kind != "support_device" for m in label_text("Kerley B lines are present."))

@@ -70,5 +70,42 @@ def test_real_references_need_few_corrections(shared_dataset):
     res = [guard(s.reference, s.oracle) for s in val]
     per_report = sum(r.n_corrections for r in res) / len(res)
     changed = sum(r.n_corrections > 0 for r in res) / len(res)
-    # measured 0.27 corrections/report, 17.6% of reports touched (docs/parts/generators.md)
-    assert per_report < 0.35 and changed < 0.22
+    # measured 0.196 corrections/report, 12.2% of reports touched (docs/parts/generators.md)
+    assert per_report < 0.25 and changed < 0.15
+
+
+@pytest.mark.parametrize("text,mesh", [
+    # real IU sentences that are consistent with their study's coding (uids in the comments)
+    ("The heart size is upper limits of normal. The lungs are clear.", "normal"),
+    ("The cardiomediastinal silhouette is normal in size and configuration.", "Aorta, Thoracic/tortuous/mild"),
+    ("No pneumothorax or large pleural effusion.", "Costophrenic Angle/left/blunted"),
+    ("Right basilar atelectasis. The remaining lungs are clear.", "Pulmonary Atelectasis/base/right"),
+    ("The heart is not significantly enlarged. No pneumothorax.", "Atherosclerosis/aorta"),
+])
+def test_hedged_and_qualified_statements_are_not_contradictions(text, mesh):
+    g = guard(text, mesh_to_findings(mesh))
+    assert g.dropped == ()
+
+
+@pytest.mark.parametrize("text,mesh", [
+    ("The cardiomediastinal silhouette is normal. The aorta is normal.", "Aorta/tortuous"),
+    ("There is no pleural effusion.", "Pleural Effusion/left/small"),
+    ("Possible cardiomegaly. The lungs are clear.", "normal"),
+])
+def test_plain_denials_and_hedged_assertions_are_still_caught(text, mesh):
+    assert guard(text, mesh_to_findings(mesh)).dropped != ()
+
+
+def test_plural_findings_read_as_plural():
+    g = guard("The heart is normal in size.", mesh_to_findings("Lung/hypoinflation"))
+    assert g.added == ("Low lung volumes are present.",)
+
+
+def test_a_cut_off_last_sentence_does_not_swallow_an_added_one():
+    # a real llm-server answer cut at max_tokens, with a coded right lower zone opacity
+    text = "Right lower lung base normal. No focal airspace consolidation. No other abnormal"
+    findings = mesh_to_findings("Opacity/lung/base/right")
+    g = guard(text, findings)
+    assert g.added == ("An opacity is seen in the right lower zone.",)
+    assert g.text.endswith("No other abnormal. An opacity is seen in the right lower zone.")
+    assert guard(g.text, findings).n_corrections == 0  # the guarded text is stable
