@@ -174,6 +174,11 @@ def cli_generate_reports(args) -> int:
             text = gen.generate(findings, indication=st.indication)
             gen_times.append(time.perf_counter() - t)
         row = {"id": st.id, "generated": text, "reference": st.reference, "n_corrections": 0}
+        last = getattr(gen, "last", None) if st.id not in texts else None
+        if getattr(last, "path", None):  # llm-server: "server" or "fallback" (the structured writer answered)
+            row["source"] = last.path
+            if last.reason:
+                row["source_reason"] = last.reason
         row["gen_ms"] = round(1000 * gen_times[-1], 3)
         if use_guard:
             t = time.perf_counter()
@@ -192,6 +197,7 @@ def cli_generate_reports(args) -> int:
     changed = sum(1 for r in rows if r["n_corrections"] > 0)
     print(f"{args.generator} ({args.findings} findings, {args.split}): {n} reports -> {args.out}; "
           f"fit {fit_s:.1f} s, generation {mean_ms:.1f} ms/report; "
-          + (f"guard: {n_corr} corrections, {changed}/{n} reports changed" if use_guard else "guard off"),
+          + (f"guard: {n_corr} corrections, {changed}/{n} reports changed" if use_guard else "guard off")
+          + (f"; answers: {gen.counts}" if isinstance(getattr(gen, "counts", None), dict) else ""),
           file=sys.stderr)
     return 0

@@ -14,6 +14,7 @@ See docs/llm-server.md.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -133,8 +134,9 @@ class ServerGenerator:
         self.region, self.modality, self.seed = region, modality, seed
         self._examples: list[tuple[dict[str, float], str, str]] = []  # (features, prompt, report)
         self.last: ServerOutcome | None = None
-        self.counts = {"server": 0, "fallback": 0}
+        self.counts = {"server": 0, "fallback": 0, "repeated": 0}
         self._client = None
+        self._answers: dict[str, str] = {}  # temperature 0: the same messages get the same answer
 
     # ------------------------------------------------------------------ training examples
     def fit(self, train: Sequence[Any] = ()) -> None:
@@ -234,6 +236,12 @@ class ServerGenerator:
         """The report and how it was made (server or fallback, attempts, reason, seconds)."""
         t0 = time.perf_counter()
         msgs = self.messages(findings, indication)
+        key = json.dumps(msgs, sort_keys=True) if self.temperature == 0 else None
+        if key is not None and key in self._answers:  # deterministic decoding: ask once per distinct prompt
+            out = ServerOutcome(self._answers[key], "server", None, 0, time.perf_counter() - t0, self.model)
+            self.counts["repeated"] += 1
+            self.last = out
+            return out
         reason, attempts, text = None, 0, ""
         for attempt in range(self.retries + 1):
             attempts = attempt + 1
@@ -249,6 +257,8 @@ class ServerGenerator:
             break
         if reason is None:
             out = ServerOutcome(text, "server", None, attempts, time.perf_counter() - t0, self.model)
+            if key is not None:
+                self._answers[key] = text
         else:
             out = ServerOutcome(self._fallback_text(findings), "fallback",
                                 f"structured writer used: {reason} (after {attempts} attempt(s))",

@@ -81,3 +81,19 @@ def test_cli_generate_reports_end_to_end_on_iu_xray(shared_dataset, tmp_path, ca
         assert r["generated"].strip() and r["reference"].strip()
         assert isinstance(r["n_corrections"], int) and r["n_corrections"] == r["n_dropped"] + r["n_added"]
     assert "6 reports" in capsys.readouterr().err
+
+
+def test_cli_llm_server_rows_say_who_answered_and_why(shared_dataset, tmp_path, capsys, monkeypatch):
+    from tests.report.conftest import free_port
+
+    d = shared_dataset("iu_xray_reports")
+    monkeypatch.setenv("RADSCRIBE_LLM_URL", f"http://127.0.0.1:{free_port()}/v1")  # nothing listens there
+    out = tmp_path / "server.jsonl"
+    rc = main(["generate-reports", "--generator", "llm-server", "--findings", "oracle", "--split", "test",
+               "--limit", "3", "--annotation", str(d / "r2gen_split_annotation.json"),
+               "--reports", str(d / "indiana_reports.csv"), "--out", str(out)])
+    assert rc == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["source"] for r in rows] == ["fallback"] * 3
+    assert all("cannot reach" in r["source_reason"] for r in rows)
+    assert "'fallback': 3" in capsys.readouterr().err

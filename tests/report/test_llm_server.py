@@ -25,7 +25,7 @@ def test_real_llama_cpp_round_trip(llama_server):
     assert out.attempts == 1 and out.reason is None
     assert garbage_reason(out.text) is None
     assert out.text != gen._fallback_text(CARDIO)  # written by the model, not the fallback
-    assert gen.counts == {"server": 1, "fallback": 0}
+    assert gen.counts == {"server": 1, "fallback": 0, "repeated": 0}
 
 
 def test_closed_port_falls_back_fast_and_says_so():
@@ -82,6 +82,24 @@ def test_good_answer_is_cleaned_and_request_is_openai_shaped(fake_server):
     assert body["model"] == "my-model" and body["temperature"] == 0.0
     assert body["messages"][0]["role"] == "system" and body["messages"][-1]["role"] == "user"
     assert "cardiomegaly" in body["messages"][-1]["content"]
+
+
+def test_identical_prompts_are_asked_once_at_temperature_zero(fake_server):
+    srv = fake_server(content="The heart is mildly enlarged.")
+    gen = ServerGenerator(base_url=srv.url, timeout_s=2)
+    texts = [gen.generate(CARDIO) for _ in range(3)] + [gen.generate(EFFUSION)]
+    assert srv.hits == 2 and texts[0] == texts[1] == texts[2]
+    assert gen.counts == {"server": 2, "fallback": 0, "repeated": 2}
+    hot = ServerGenerator(base_url=srv.url, timeout_s=2, temperature=0.7)  # sampling: every call goes out
+    hot.generate(CARDIO), hot.generate(CARDIO)
+    assert srv.hits == 4
+
+
+def test_a_fallback_is_not_remembered(fake_server):
+    srv = fake_server(status=503)
+    gen = ServerGenerator(base_url=srv.url, timeout_s=2, retries=0)
+    gen.generate(CARDIO), gen.generate(CARDIO)
+    assert srv.hits == 2 and gen.counts["fallback"] == 2
 
 
 def test_environment_configuration(monkeypatch):
