@@ -449,7 +449,7 @@ def train(config_path: Path, out: Path | None = None, limit: int | None = None) 
             logits = model(input_ids=ids, attention_mask=att).logits
         loss = _weighted_loss(logits, lab, wts)
         (loss / accum).backward()
-        run_loss += float(loss)
+        run_loss += float(loss.detach())
         run_n += 1
         micro += 1
         if micro % accum == 0 or micro == total_micro:
@@ -568,9 +568,12 @@ class LoraGenerator:
         self._decode = dict(cfg["decode"])
         self.set_decoding(num_beams=self.num_beams, constrained=self.constrained, max_new_tokens=self.max_new_tokens)
 
-    def set_decoding(self, **overrides: Any) -> None:
-        """Change decoding settings (``num_beams``, ``constrained``, ...; None keeps); clears the cache."""
+    def set_decoding(self, reset: bool = False, **overrides: Any) -> None:
+        """Change decoding settings (``num_beams``, ``constrained``, ...; None keeps); clears the cache.
+        ``reset=True`` starts again from the adapter config's ``decode`` section."""
         self._load()
+        if reset:
+            self._decode = dict(read_config(self._weights_path() / "config.yaml")["decode"])
         self._decode.update({k: v for k, v in overrides.items() if v is not None})
         self._cache.clear()
         procs = None
@@ -597,6 +600,10 @@ class LoraGenerator:
         todo = [p for p in dict.fromkeys(prompts) if p not in self._cache]
         dec = self._decode
         end_id = self._tok.convert_tokens_to_ids(IM_END)
+        if int(dec.get("mbr_samples", 0)) > 0:
+            for p in todo:
+                self._cache[p] = self._generate_mbr(p, end_id)
+            return [self._cache[p] for p in prompts]
         for s in range(0, len(todo), self.batch_size):
             chunk = todo[s:s + self.batch_size]
             enc = self._tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
@@ -607,12 +614,44 @@ class LoraGenerator:
                     no_repeat_ngram_size=int(dec.get("no_repeat_ngram_size", 0)),
                     repetition_penalty=float(dec.get("repetition_penalty", 1.0)),
                     length_penalty=float(dec.get("length_penalty", 1.0)),
+                    min_new_tokens=int(dec.get("min_new_tokens", 0)),
                     early_stopping=True if int(dec.get("num_beams", 1)) > 1 else False,
                     logits_processor=self._processors, eos_token_id=end_id, pad_token_id=end_id)
             n_in = enc["input_ids"].shape[1]
             for p, row in zip(chunk, out):
                 self._cache[p] = clean_generation(self._tok.decode(row[n_in:], skip_special_tokens=False))
         return [self._cache[p] for p in prompts]
+
+    def _generate_mbr(self, prompt: str, end_id: int) -> str:
+        """Minimum-Bayes-risk decoding: sample ``mbr_samples`` reports for one prompt (seeded by the
+        prompt, so the answer does not depend on batching) and keep the one that agrees best with the
+        others (:func:`radscribe.evaluate.nlg.mbr_select`). Beam search prefers short reports; the
+        consensus of samples has the length and wording most references share."""
+        import torch
+
+        from radscribe.evaluate.nlg import mbr_select
+
+        dec = self._decode
+        n = int(dec["mbr_samples"])
+        enc = self._tok([prompt], return_tensors="pt", add_special_tokens=False)
+        gen = torch.Generator().manual_seed(int(hashlib.sha256(f"{self.seed}:{prompt}".encode()).hexdigest()[:8], 16))
+        state = torch.random.get_rng_state()
+        torch.random.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+        try:
+            with torch.no_grad():
+                out = self._model.generate(
+                    **enc, max_new_tokens=int(dec.get("max_new_tokens", 120)), do_sample=True,
+                    num_return_sequences=n, temperature=float(dec.get("mbr_temperature", 1.0)), top_k=0,
+                    top_p=float(dec.get("mbr_top_p", 1.0)),
+                    no_repeat_ngram_size=int(dec.get("no_repeat_ngram_size", 0)),
+                    repetition_penalty=float(dec.get("repetition_penalty", 1.0)),
+                    logits_processor=self._processors, eos_token_id=end_id, pad_token_id=end_id)
+        finally:
+            torch.random.set_rng_state(state)
+        n_in = enc["input_ids"].shape[1]
+        texts = [clean_generation(self._tok.decode(row[n_in:], skip_special_tokens=False)) for row in out]
+        texts = [t for t in texts if t.strip()] or texts
+        return texts[mbr_select(texts)]
 
 
 def generate_split(args) -> dict:
@@ -663,6 +702,49 @@ def generate_split(args) -> dict:
     return summary
 
 
+_SETTING_TYPES = {"num_beams": int, "constrained": lambda v: str(v).lower() in ("1", "true", "yes", "c"),
+                  "length_penalty": float, "repetition_penalty": float, "no_repeat_ngram_size": int,
+                  "max_new_tokens": int, "min_new_tokens": int, "mbr_samples": int, "mbr_temperature": float,
+                  "mbr_top_p": float}
+
+
+def parse_settings(text: str) -> list[dict]:
+    """Decoding settings for ``compare``: ``;``-separated, each ``key=value,key=value`` (keys of the
+    config's ``decode`` section), or the short form ``beams:c|u`` (constrained / unconstrained)."""
+    out = []
+    for item in filter(None, (x.strip() for x in text.split(";"))):
+        if "=" not in item:  # short form, possibly several comma-separated
+            for short in filter(None, (y.strip() for y in item.split(","))):
+                b, _, c = short.partition(":")
+                if not b.isdigit() or c not in ("c", "u", ""):
+                    raise RadscribeInputError(f"bad decoding setting {short!r}; use beams:c|u or key=value,...")
+                out.append({"num_beams": int(b), "constrained": c != "u"})
+            continue
+        d = {}
+        for kv in item.split(","):
+            k, _, v = kv.partition("=")
+            k = k.strip()
+            if k not in _SETTING_TYPES:
+                raise RadscribeInputError(f"unknown decoding key {k!r}; known: {sorted(_SETTING_TYPES)}")
+            try:
+                d[k] = _SETTING_TYPES[k](v.strip())
+            except ValueError:
+                raise RadscribeInputError(f"bad value for {k}: {v!r}") from None
+        out.append(d)
+    if not out:
+        raise RadscribeInputError("no decoding settings given")
+    return out
+
+
+def _length_ratio(records: list[dict]) -> float:
+    """Generated / reference length in R2Gen-cleaned words (BLEU's brevity penalty starts below 1)."""
+    from radscribe.data.iu_xray import clean_report_r2gen
+
+    hyp = sum(len(clean_report_r2gen(r["generated"]).split()) for r in records)
+    ref = sum(len(clean_report_r2gen(r["reference"]).split()) for r in records)
+    return hyp / max(1, ref)
+
+
 def compare_decoding(args) -> dict:
     """Score several decoding settings on one split with one model load; writes ``args.out`` (JSON).
 
@@ -674,14 +756,13 @@ def compare_decoding(args) -> dict:
     from radscribe.report.consistency import guard
     from radscribe.io.output import atomic_file
 
+    settings = parse_settings(args.settings)  # before the model load: a typo fails at once
     studies = list(load_iu(args.annotation, args.reports)[args.split])[: args.limit]
     gen = LoraGenerator(weights=args.weights, threads=args.threads, batch_size=args.batch_size)
     gen.fit()
-    settings = [dict(zip(("num_beams", "constrained"), (int(b), c == "c"))) for b, c in
-                (x.split(":") for x in args.settings.split(","))]
     results = []
     for st in settings:
-        gen.set_decoding(**st)
+        gen.set_decoding(reset=True, **st)
         t = time.perf_counter()
         texts = gen.generate_many([s.oracle for s in studies])
         wall = time.perf_counter() - t
@@ -694,11 +775,13 @@ def compare_decoding(args) -> dict:
         m = evaluate_reports(recs, args.annotation, args.split)
         u = evaluate_reports(raw, args.annotation, args.split)
         row = {**st, "n": len(studies), "generation_wall_s": round(wall, 1),
+               "length_ratio": {"guarded": round(_length_ratio(recs), 3), "unguarded": round(_length_ratio(raw), 3)},
                "guard_corrections_per_report": round(n_corr / len(studies), 3),
                "guarded": {k: m[k] for k in ("BLEU_1", "BLEU_4", "METEOR", "ROUGE_L", "CIDEr")} | {"CE_micro_f1": m["CE"]["micro"]["f1"]},
                "unguarded": {k: u[k] for k in ("BLEU_1", "BLEU_4", "METEOR", "ROUGE_L", "CIDEr")} | {"CE_micro_f1": u["CE"]["micro"]["f1"]}}
-        results.append(row)
         print(json.dumps(row), flush=True)
+        row["texts"] = {s.id: text for s, text in zip(studies, texts)}  # unguarded, for error analysis
+        results.append(row)
     out = {"split": args.split, "limit": args.limit, "weights": str(args.weights), "settings": results}
     with atomic_file(args.out) as fh:
         json.dump(out, fh, indent=1)
@@ -737,7 +820,9 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--reports", type=Path, default=iu / "indiana_reports.csv")
     c.add_argument("--split", default="val", choices=["train", "val", "test"])
     c.add_argument("--weights", type=Path, default=WEIGHTS_DIR)
-    c.add_argument("--settings", default="3:c,1:c,3:u", help="beams:c|u (constrained/unconstrained), comma list")
+    c.add_argument("--settings", default="3:c,1:c,3:u",
+                   help="';'-separated settings, each key=value,... of the decode section (e.g. "
+                        "'num_beams=3,length_penalty=2.0;num_beams=1'), or the short form beams:c|u,...")
     c.add_argument("--batch-size", type=int, default=8)
     c.add_argument("--threads", type=int, default=1)
     c.add_argument("--limit", type=int)

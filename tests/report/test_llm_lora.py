@@ -127,3 +127,15 @@ def test_training_smoke(tmp_path, shared_dataset):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     out = L.train(tmp_path / "c.yaml", tmp_path / "run", limit=4)
     assert (out / "adapter_model.safetensors").is_file() and (out / "allowed_tokens.json").is_file()
+
+
+def test_decoding_settings_parse_both_forms_and_reject_unknown_keys():
+    from radscribe.errors import RadscribeInputError
+    from radscribe.report.llm_lora import parse_settings
+
+    assert parse_settings("3:c,1:u") == [{"num_beams": 3, "constrained": True}, {"num_beams": 1, "constrained": False}]
+    assert parse_settings("num_beams=3,length_penalty=2.0;num_beams=1") == [
+        {"num_beams": 3, "length_penalty": 2.0}, {"num_beams": 1}]
+    for bad in ("beams=3", "num_beams=three", "x:c", ""):
+        with pytest.raises(RadscribeInputError):
+            parse_settings(bad)
