@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from radscribe.findings.model import Finding
-from radscribe.knowledge.ontology import FINDING_KINDS
+from radscribe.knowledge.ontology import FINDING_KINDS, STATEMENT_RULES
 
 #: kind asserted by a sentence -> present kinds it may stand for (besides itself). Symmetric groups
 #: of near-synonymous descriptions of the same radiographic picture.
@@ -58,9 +58,12 @@ QUALIFIED_NEGATION = re.compile(r"\b(no|without|nor|or)\s+(large|larger|signific
 FOCAL_NEGATION = re.compile(r"\b(no|without|nor)\s+(\w+\s+)?focal\b", re.IGNORECASE)
 NON_FOCAL = frozenset({"diffuse", "interstitial", "streaky", "linear", "reticular", "patchy", "scattered", "hazy"})
 #: "Heart size is at the upper limits of normal" hedges about a normal heart: the labeler reads it as
-#: uncertain cardiomegaly (CheXpert's convention) but it does not contradict a study without one.
-BORDERLINE_HEART = re.compile(r"\b(upper limits? (of )?normal|upper[- ]normal|top[- ]normal|high[- ]normal)\b",
-                              re.IGNORECASE)
+#: uncertain cardiomegaly (CheXpert's convention, the ontology's statement rule) but it does not
+#: contradict a study without one. The phrases are the rule's own, spaces or hyphens between words.
+BORDERLINE_HEART = re.compile(
+    r"\b(" + "|".join(sorted({r"[- ]".join(map(re.escape, re.split(r"[- ]", p)))
+                               for rule in STATEMENT_RULES if rule.kinds == ("cardiomegaly",)
+                               for p in rule.uncertain}, key=len, reverse=True)) + r")\b", re.IGNORECASE)
 #: A tortuous aorta is coded as enlarged cardiomediastinum; "the cardiomediastinal silhouette is normal"
 #: speaks of heart and mediastinal width, not of the aorta, so it only denies one if it names the aorta.
 AORTA_WORDS = re.compile(r"\baort", re.IGNORECASE)
