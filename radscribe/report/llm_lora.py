@@ -531,6 +531,7 @@ class LoraGenerator:
     _model: Any = field(default=None, init=False, repr=False)
     _tok: Any = field(default=None, init=False, repr=False)
     _decode: dict = field(default_factory=dict, init=False, repr=False)
+    _decode_config: dict = field(default_factory=dict, init=False, repr=False)  # the adapter config's decode
     _processors: Any = field(default=None, init=False, repr=False)
     _cache: dict = field(default_factory=dict, init=False, repr=False)
 
@@ -565,7 +566,8 @@ class LoraGenerator:
             raise ConfigError(f"LoRA adapter in {wd} does not match the base model: {exc}") from exc
         self._model = model.merge_and_unload().eval()
         self._tok = tok
-        self._decode = dict(cfg["decode"])
+        self._decode_config = dict(cfg["decode"])
+        self._decode = dict(self._decode_config)
         self.set_decoding(num_beams=self.num_beams, constrained=self.constrained, max_new_tokens=self.max_new_tokens)
 
     def set_decoding(self, reset: bool = False, **overrides: Any) -> None:
@@ -573,7 +575,7 @@ class LoraGenerator:
         ``reset=True`` starts again from the adapter config's ``decode`` section."""
         self._load()
         if reset:
-            self._decode = dict(read_config(self._weights_path() / "config.yaml")["decode"])
+            self._decode = dict(self._decode_config)
         self._decode.update({k: v for k, v in overrides.items() if v is not None})
         self._cache.clear()
         procs = None
@@ -634,20 +636,16 @@ class LoraGenerator:
         dec = self._decode
         n = int(dec["mbr_samples"])
         enc = self._tok([prompt], return_tensors="pt", add_special_tokens=False)
-        gen = torch.Generator().manual_seed(int(hashlib.sha256(f"{self.seed}:{prompt}".encode()).hexdigest()[:8], 16))
-        state = torch.random.get_rng_state()
-        torch.random.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
-        try:
-            with torch.no_grad():
-                out = self._model.generate(
-                    **enc, max_new_tokens=int(dec.get("max_new_tokens", 120)), do_sample=True,
-                    num_return_sequences=n, temperature=float(dec.get("mbr_temperature", 1.0)), top_k=0,
-                    top_p=float(dec.get("mbr_top_p", 1.0)),
-                    no_repeat_ngram_size=int(dec.get("no_repeat_ngram_size", 0)),
-                    repetition_penalty=float(dec.get("repetition_penalty", 1.0)),
-                    logits_processor=self._processors, eos_token_id=end_id, pad_token_id=end_id)
-        finally:
-            torch.random.set_rng_state(state)
+        with torch.random.fork_rng(devices=[]), torch.no_grad():  # the caller's RNG state is left as it was
+            key = torch.Generator().manual_seed(int(hashlib.sha256(f"{self.seed}:{prompt}".encode()).hexdigest()[:8], 16))
+            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=key)))  # as in the measured runs
+            out = self._model.generate(
+                **enc, max_new_tokens=int(dec.get("max_new_tokens", 120)), do_sample=True,
+                num_return_sequences=n, temperature=float(dec.get("mbr_temperature", 1.0)), top_k=0,
+                top_p=float(dec.get("mbr_top_p", 1.0)),
+                no_repeat_ngram_size=int(dec.get("no_repeat_ngram_size", 0)),
+                repetition_penalty=float(dec.get("repetition_penalty", 1.0)),
+                logits_processor=self._processors, eos_token_id=end_id, pad_token_id=end_id)
         n_in = enc["input_ids"].shape[1]
         texts = [clean_generation(self._tok.decode(row[n_in:], skip_special_tokens=False)) for row in out]
         texts = [t for t in texts if t.strip()] or texts
