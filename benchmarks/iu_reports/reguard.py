@@ -1,9 +1,10 @@
-"""Re-apply the (fixed) guard to the `unguarded` text of every guarded runs/gen2 file; report changes."""
-import glob, json, os
+"""Re-apply the (fixed) guard to the `unguarded` text of every guarded runs/gen2 file (or of the files
+named on the command line); report changes. A changed file loses its stale .eval.json."""
+import glob, json, os, sys
 from _common import findings_for, test_studies
 from radscribe.report.consistency import guard
 test = test_studies()
-for f in sorted(glob.glob("runs/gen2/*.jsonl")):
+for f in sys.argv[1:] or sorted(glob.glob("runs/gen2/*.jsonl")):
     if "_unguarded" in f:
         continue
     rows = [json.loads(l) for l in open(f)]

@@ -47,13 +47,28 @@ def test_adds_a_missing_finding_and_drops_its_negation():
 
 
 def test_normal_statements_of_absent_kinds_and_near_synonyms_are_kept():
-    # "airspace disease" is the labeler's consolidation; the coding says opacity: same picture
+    # "airspace disease" is the labeler's consolidation; the coding says opacity: same picture, so the
+    # sentence is no contradiction and stays; it does not *state* the opacity, so one is added
     text = "There is left basilar airspace disease. No pneumothorax or pleural effusion."
     g = guard(text, mesh_to_findings("Opacity/lung/base/left"))
-    assert g.n_corrections == 0 and g.text == text
+    assert g.dropped == () and g.kept == tuple(text.replace(". ", ".|").split("|"))
+    assert g.added == ("An opacity is seen in the left lower zone.",)
     assert "opacity" in COMPATIBLE["consolidation"]
     # ... but on the wrong side it is still wrong
     assert guard(text, mesh_to_findings("Opacity/lung/base/right")).n_corrections == 2
+
+
+def test_a_finding_is_stated_only_by_its_own_observation():
+    # real IU case (CXR1094): a left lower lobe density coded as opacity and atelectasis; a report that
+    # says only "atelectasis" leaves the opacity unsaid (a reader, and CheXpert, hear atelectasis only)
+    findings = mesh_to_findings("Opacity/lung/lower lobe/left;Pulmonary Atelectasis/lower lobe/left")
+    text = "The heart is normal in size. There is left basilar atelectasis."
+    g = guard(text, findings)
+    assert g.dropped == () and g.added == ("An opacity is seen in the left lower zone.",)
+    assert guard(text, findings, strict_coverage=False).n_corrections == 0  # the rule before session 3
+    # a compatible kind of the same CheXpert label still states it: a calcified nodule is the granuloma
+    g = guard("Calcified nodule in the left lower lobe.", mesh_to_findings("Calcified Granuloma/lung/lower lobe/left"))
+    assert g.n_corrections == 0
 
 
 def test_empty_text_gets_every_present_finding():
@@ -70,8 +85,9 @@ def test_real_references_need_few_corrections(shared_dataset):
     res = [guard(s.reference, s.oracle) for s in val]
     per_report = sum(r.n_corrections for r in res) / len(res)
     changed = sum(r.n_corrections > 0 for r in res) / len(res)
-    # measured 0.196 corrections/report, 12.2% of reports touched (docs/parts/generators.md)
-    assert per_report < 0.25 and changed < 0.15
+    # measured 0.264 corrections/report, 16.2% of reports touched (docs/parts/generators.md): most are
+    # coded findings the radiologist named with another word ("streaky opacities" coded as atelectasis)
+    assert per_report < 0.3 and changed < 0.18
 
 
 @pytest.mark.parametrize("text,mesh", [
