@@ -86,6 +86,18 @@ def clean_answer(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+def drop_unfinished(text: str) -> str:
+    """An answer cut at ``max_tokens`` loses its unfinished last sentence ("Heart normal. No pleural"
+    -> "Heart normal."): the fragment says half a thing, and next to a sentence the guard adds it would
+    read as a negation of it. An answer with no finished sentence is returned as it is (the garbage
+    rules judge it)."""
+    text = text.rstrip()
+    if not text or text.endswith((".", "!", "?")):
+        return text
+    ends = [m.end() for m in re.finditer(r"[.!?](?=\s)", text)]
+    return text[:ends[-1]] if ends else text
+
+
 def garbage_reason(text: str) -> str | None:
     """Why an answer is not usable as a report, or None when it looks like one."""
     if len(text) < 20:
@@ -189,7 +201,8 @@ class ServerGenerator:
             self._client = httpx.Client(timeout=httpx.Timeout(self.timeout_s), headers=headers)
         return self._client
 
-    def _request(self, messages: list[dict[str, str]]) -> str:
+    def _request(self, messages: list[dict[str, str]]) -> tuple[str, str | None]:
+        """The answer's text and its ``finish_reason`` ("stop", "length", or None when not given)."""
         import httpx
 
         body = {"model": self.model, "messages": messages, "temperature": self.temperature,
@@ -205,12 +218,13 @@ class ServerGenerator:
         if r.status_code != 200:
             raise ServerError(f"HTTP {r.status_code} from the server: {r.text[:200]}", retry=False)
         try:
-            content = r.json()["choices"][0]["message"]["content"]
+            choice = r.json()["choices"][0]
+            content = choice["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError):
             raise ServerError("answer is not an OpenAI chat completion", retry=False) from None
         if not isinstance(content, str):
             raise ServerError("answer has no text content", retry=False)
-        return content
+        return content, choice.get("finish_reason")
 
     def list_models(self) -> list[str]:
         """Model ids the server offers (``GET /models``); RadscribeInputError when unreachable."""
@@ -246,7 +260,10 @@ class ServerGenerator:
         for attempt in range(self.retries + 1):
             attempts = attempt + 1
             try:
-                text = clean_answer(self._request(msgs))
+                content, finish = self._request(msgs)
+                text = clean_answer(content)
+                if finish == "length":  # cut at max_tokens
+                    text = drop_unfinished(text)
             except ServerError as exc:
                 reason = str(exc)
                 if not exc.retry or attempt == self.retries:

@@ -67,8 +67,9 @@ def llama_server(tmp_path_factory):
 class _FakeServer:
     """A loopback HTTP server whose ``/v1/chat/completions`` sleeps ``delay_s`` then answers ``status``."""
 
-    def __init__(self, delay_s: float = 0.0, status: int = 200, content: str = "The lungs are clear. No effusion."):
-        self.delay_s, self.status, self.content = delay_s, status, content
+    def __init__(self, delay_s: float = 0.0, status: int = 200, content: str = "The lungs are clear. No effusion.",
+                 finish_reason: str | None = "stop"):
+        self.delay_s, self.status, self.content, self.finish_reason = delay_s, status, content, finish_reason
         self.hits = 0
         self.last_headers: dict = {}
         self.last_body: dict = {}
@@ -83,7 +84,10 @@ class _FakeServer:
                 outer.last_headers = dict(self.headers)
                 outer.last_body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 time.sleep(outer.delay_s)
-                body = json.dumps({"choices": [{"message": {"role": "assistant", "content": outer.content}}]})
+                choice = {"message": {"role": "assistant", "content": outer.content}}
+                if outer.finish_reason is not None:
+                    choice["finish_reason"] = outer.finish_reason
+                body = json.dumps({"choices": [choice]})
                 try:
                     self.send_response(outer.status)
                     self.send_header("Content-Type", "application/json")
@@ -106,7 +110,8 @@ class _FakeServer:
 
 @pytest.fixture
 def fake_server():
-    """Factory: ``fake_server(delay_s=..., status=..., content=...)`` -> a running :class:`_FakeServer`."""
+    """Factory: ``fake_server(delay_s=..., status=..., content=..., finish_reason=...)`` -> a running
+    :class:`_FakeServer`."""
     servers = []
 
     def make(**kw):

@@ -10,7 +10,13 @@ import pytest
 from radscribe.errors import RadscribeInputError
 from radscribe.findings.model import Finding
 from radscribe.knowledge.labeler import label_report
-from radscribe.report.llm_server import ServerGenerator, clean_answer, garbage_reason, normalise_url
+from radscribe.report.llm_server import (
+    ServerGenerator,
+    clean_answer,
+    drop_unfinished,
+    garbage_reason,
+    normalise_url,
+)
 from tests.report.conftest import free_port
 
 CARDIO = [Finding(kind="cardiomegaly", detector="t", confidence=1.0, attributes={"severity": "mild"})]
@@ -84,6 +90,17 @@ def test_good_answer_is_cleaned_and_request_is_openai_shaped(fake_server):
     assert "cardiomegaly" in body["messages"][-1]["content"]
 
 
+@pytest.mark.parametrize("finish, expected", [
+    ("length", "The heart is mildly enlarged. There is no pleural effusion."),
+    ("stop", "The heart is mildly enlarged. There is no pleural effusion. No other"),
+    (None, "The heart is mildly enlarged. There is no pleural effusion. No other"),
+])
+def test_an_answer_cut_at_max_tokens_loses_its_unfinished_sentence(fake_server, finish, expected):
+    srv = fake_server(content="The heart is mildly enlarged. There is no pleural effusion. No other", finish_reason=finish)
+    out = ServerGenerator(base_url=srv.url, timeout_s=2).generate_detailed(CARDIO)
+    assert out.path == "server" and out.text == expected  # only a cut answer ("length") is trimmed
+
+
 def test_identical_prompts_are_asked_once_at_temperature_zero(fake_server):
     srv = fake_server(content="The heart is mildly enlarged.")
     gen = ServerGenerator(base_url=srv.url, timeout_s=2)
@@ -129,6 +146,9 @@ def test_few_shot_examples_are_the_closest_training_reports():
 
 def test_clean_answer_and_garbage_rules():
     assert clean_answer("<|im_start|>assistant\n## Report\n- Lungs clear.\n- No effusion.") == "Lungs clear. No effusion."
+    assert drop_unfinished("Heart normal. Lungs clear. No pleural") == "Heart normal. Lungs clear."
+    assert drop_unfinished("Heart normal. Lungs clear.") == "Heart normal. Lungs clear."
+    assert drop_unfinished("Heart size 1.5 cm larger than") == "Heart size 1.5 cm larger than"  # no sentence ends
     assert garbage_reason("ok") is not None
     assert garbage_reason("1234 5678 9012 3456 7890 !!!! ????") == "answer is mostly not words"
     assert garbage_reason("As an AI language model I cannot read images of the chest.") is not None
