@@ -27,6 +27,12 @@ def _k(id, label, region, category, synonyms=(), chexpert=None, mesh=(), plural=
     return FindingKind(id, label, region, category, tuple(synonyms), chexpert, tuple(mesh), plural, countable)
 
 
+#: The tortuous-aorta phrases (label first): the kind's synonyms, and subjects of the aortic calcification rule.
+_TORTUOUS_AORTA = ("tortuous aorta", "tortuous thoracic aorta", "tortuous descending aorta", "tortuosity of the aorta",
+                   "tortuosity of the thoracic aorta", "aortic tortuosity", "ectatic aorta", "ectatic thoracic aorta",
+                   "aortic ectasia", "unfolded aorta", "unfolding of the aorta", "uncoiled aorta",
+                   "uncoiling of the aorta", "tortuous and ectatic aorta", "torturous aorta")
+
 FINDING_KINDS: dict[str, FindingKind] = {k.id: k for k in [
     # --- chest: lesions
     _k("nodule", "nodule", "chest", "lesion",
@@ -131,9 +137,15 @@ FINDING_KINDS: dict[str, FindingKind] = {k.id: k for k in [
        countable=False),
     _k("enlarged_cardiomediastinum", "widened mediastinum", "chest", "cardiac",
        ["mediastinal widening", "widened mediastinum", "enlarged mediastinum", "mediastinal enlargement",
-        "aortic ectasia", "enlarged cardiomediastinal silhouette", "cardiomediastinal enlargement"],
-       chexpert="Enlarged Cardiomediastinum", mesh=["aorta, thoracic", "aorta/tortuous", "mediastinum"],
+        "enlarged cardiomediastinal silhouette", "cardiomediastinal enlargement"],
+       chexpert="Enlarged Cardiomediastinum", mesh=["aorta, thoracic", "mediastinum"],
        countable=False),
+    # A tortuous (ectatic, unfolded) thoracic aorta is a common, mostly age-related finding, not a widened
+    # mediastinum; 127 of the 141 IU training studies coded with a mediastinal/aortic head are this. No
+    # CheXpert label: CheXpert's Enlarged Cardiomediastinum mentions name the mediastinum and the
+    # cardiomediastinal contour, never the aorta.
+    _k("tortuous_aorta", "tortuous aorta", "chest", "cardiac", _TORTUOUS_AORTA[1:],
+       mesh=["aorta/tortuous", "aorta, thoracic/tortuous"], countable=False),
     _k("lymphadenopathy", "lymphadenopathy", "chest", "other",
        ["enlarged lymph nodes", "enlarged lymph node", "lymph node enlargement", "adenopathy",
         "hilar enlargement", "mediastinal lymphadenopathy", "enlarged nodes"], countable=False),
@@ -380,12 +392,16 @@ STATEMENT_RULES: tuple[StatementRule, ...] = (
     StatementRule(("enlarged_cardiomediastinum",), _MEDIASTINUM,
                   positive=("widened", "widening", "enlarged", "enlargement", "prominent", "prominence"),
                   negative=_NORMAL_WORDS + ("maintained", "not widened")),
-    StatementRule(("enlarged_cardiomediastinum",), _AORTA,
-                  positive=("tortuous", "tortuosity", "ectatic", "ectasia", "unfolded", "unfolding", "dilated",
-                            "dilatation", "dilation", "enlarged", "prominent", "elongated", "uncoiled", "uncoiling",
-                            "aneurysmal"),
+    StatementRule(("tortuous_aorta",), _AORTA,
+                  positive=("tortuous", "tortuosity", "torturous", "ectatic", "ectasia", "unfolded", "unfolding",
+                            "elongated", "uncoiled", "uncoiling"),
                   negative=_NORMAL_WORDS),
-    StatementRule(("atherosclerosis",), _AORTA,
+    StatementRule(("enlarged_cardiomediastinum",), _AORTA,
+                  positive=("dilated", "dilatation", "dilation", "enlarged", "prominent", "aneurysmal"),
+                  negative=_NORMAL_WORDS),
+    # "calcified tortuous aorta": the tortuous-aorta phrase is a kind of its own and takes the word
+    # "aorta" with it, so it is also a subject of the aortic calcification rule
+    StatementRule(("atherosclerosis",), _AORTA + _TORTUOUS_AORTA,
                   positive=("calcified", "calcification", "calcifications", "atherosclerotic", "atherosclerosis",
                             "atherosclerotic calcification", "atherosclerotic calcifications", "calcific",
                             "atherosclerotic changes", "atherosclerotic disease", "calcific atherosclerosis")),

@@ -68,9 +68,6 @@ BORDERLINE_HEART = re.compile(
     r"\b(" + "|".join(sorted({r"[- ]".join(map(re.escape, re.split(r"[- ]", p)))
                                for rule in STATEMENT_RULES if rule.kinds == ("cardiomegaly",)
                                for p in rule.uncertain}, key=len, reverse=True)) + r")\b", re.IGNORECASE)
-#: A tortuous aorta is coded as enlarged cardiomediastinum; "the cardiomediastinal silhouette is normal"
-#: speaks of heart and mediastinal width, not of the aorta, so it only denies one if it names the aorta.
-AORTA_WORDS = re.compile(r"\baort", re.IGNORECASE)
 #: Kinds whose side a sentence gives unreliably (a device "overlying the left chest, tip in the right
 #: atrium"): their side is not checked.
 SIDE_FREE = frozenset({"support_device"})
@@ -122,14 +119,6 @@ def _side_ok(mention_side: str | None, finding_sides: Sequence[str | None]) -> b
     return False
 
 
-def _aortic(f: Finding) -> bool:
-    """An enlarged-cardiomediastinum finding that is about the aorta (tortuous, ectatic, unfolded)."""
-    a = f.attributes or {}
-    words = " ".join([str(a.get("mesh", ""))] + [str(d) for d in a.get("descriptors", ())]).lower()
-    return f.kind == "enlarged_cardiomediastinum" and (f.location == "aorta" or "aort" in words
-                                                       or "tortuous" in words or "ectatic" in words)
-
-
 def _judge(mention, present: dict[str, list[Finding]]) -> str | None:
     """Why a mention contradicts the findings, or None when it is consistent."""
     if mention.kind in STUDY_LEVEL:
@@ -151,8 +140,6 @@ def _judge(mention, present: dict[str, list[Finding]]) -> str | None:
         return None
     # negative: contradicts only a present finding of exactly this kind on the side it names
     sentence = mention.sentence or ""
-    if not AORTA_WORDS.search(sentence):
-        exact = [f for f in exact if not _aortic(f)]
     if FOCAL_NEGATION.search(sentence):
         exact = [f for f in exact if not NON_FOCAL & set((f.attributes or {}).get("descriptors", ()))]
     if exact and not RESTRICTED_NEGATION.search(sentence) and not QUALIFIED_NEGATION.search(sentence):

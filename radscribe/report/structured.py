@@ -30,6 +30,7 @@ CHEST_SYSTEMS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("pleura", ("effusion", "pneumothorax", "pleural_thickening"), "No pleural effusion or pneumothorax."),
     ("heart", ("cardiomegaly", "enlarged_cardiomediastinum", "lymphadenopathy", "hiatal_hernia"),
      "The heart size and mediastinal contours are within normal limits."),
+    ("aorta", ("tortuous_aorta",), ""),  # "mediastinal contours within normal limits" stays true beside it
     ("bones", ("fracture", "degenerative_change", "calcification"), "No acute bony abnormality."),
     ("devices", ("support_device",), ""),
 )

@@ -124,3 +124,20 @@ def test_wordings_found_by_the_guard_on_training_references(sentence, kind, stat
 
 def test_kerley_b_lines_are_not_a_device():
     assert all(m.kind != "support_device" for m in label_text("Kerley B lines are present."))
+
+
+@pytest.mark.parametrize("sentence, positive, negative", [
+    # a tortuous aorta is its own kind, not a widened mediastinum (uids in the comments are IU reports)
+    ("The thoracic aorta is torturous however the mediastinal contours are within normal limits.",
+     ["tortuous_aorta"], ["enlarged_cardiomediastinum"]),
+    ("Calcified tortuous aorta.", ["tortuous_aorta", "atherosclerosis"], []),
+    ("Stable cardiomediastinal silhouette with normal heart size and aortic ectasia/tortuosity.", ["tortuous_aorta"], []),
+    ("The aorta is dilated.", ["enlarged_cardiomediastinum"], ["tortuous_aorta"]),
+    ("The aorta is normal.", [], ["tortuous_aorta", "enlarged_cardiomediastinum"]),
+])
+def test_tortuous_aorta_is_not_a_widened_mediastinum(sentence, positive, negative):
+    labels = label_report(sentence)
+    for k in positive:
+        assert one(sentence, k).status == "positive", (sentence, k)
+    for k in negative:
+        assert k not in labels or labels[k].status == "negative", (sentence, k, labels.get(k))

@@ -46,6 +46,15 @@ def test_oracle_chest_findings_fill_normal_systems_and_keep_laterality():
     assert r.impression.startswith("1. Mild opacity in the left lower zone.")
 
 
+def test_a_tortuous_aorta_is_named_as_such_beside_normal_mediastinal_contours():
+    from radscribe.data.iu_xray import mesh_to_findings
+
+    r = write_structured(mesh_to_findings("Aorta/tortuous"), region="chest", assume_complete=True)
+    assert "Tortuous aorta is present." in r.findings and "idened mediastinum" not in r.findings + r.impression
+    assert "The heart size and mediastinal contours are within normal limits." in r.findings  # still true
+    assert r.impression == "Tortuous aorta."  # a single finding is not numbered
+
+
 def test_normal_oracle_study():
     r = write_structured([], region="chest", assume_complete=True)
     assert "The lungs are clear" in r.findings and r.impression == "No acute cardiopulmonary abnormality."
