@@ -1,6 +1,7 @@
-# consistent re-run of every non-LLM generator after the session-2 labeler/guard changes
+# every non-LLM generator on the IU test split, oracle + indication findings (re-run after each labeler/guard change)
 cd "$(dirname "$0")/../.."
 R=".venv/bin/radscribe"; D=runs/gen2; mkdir -p $D
+S=${SCRATCH_RUNS:-runs}  # where scratch seeds 1-2 were trained (python -m radscribe.report.scratch --seed S --out $S/scratch-seedS)
 T0=$(date +%s)
 gen() {  # name mode out [extra args]
   local s=$(date +%s.%N)
@@ -12,8 +13,8 @@ for m in oracle indication; do
   gen most-common $m $D/most-common-$m.jsonl
   gen retrieval $m $D/retrieval-$m.jsonl
   gen scratch $m $D/scratch-$m-seed0.jsonl
-  gen scratch $m $D/scratch-$m-seed1.jsonl --seed 1 --weights runs/scratch-seed1
-  gen scratch $m $D/scratch-$m-seed2.jsonl --seed 2 --weights runs/scratch-seed2
+  gen scratch $m $D/scratch-$m-seed1.jsonl --seed 1 --weights $S/scratch-seed1
+  gen scratch $m $D/scratch-$m-seed2.jsonl --seed 2 --weights $S/scratch-seed2
 done
 for g in most-common retrieval; do .venv/bin/python benchmarks/iu_reports/unguard.py $D/$g-oracle.jsonl $D/${g}_unguarded-oracle.jsonl; done
 for s in 0 1 2; do .venv/bin/python benchmarks/iu_reports/unguard.py $D/scratch-oracle-seed$s.jsonl $D/scratch_unguarded-oracle-seed$s.jsonl; done
