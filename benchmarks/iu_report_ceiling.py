@@ -50,14 +50,20 @@ class Indexed:
         return sentence_bleu4(self.tokens, other.tokens, hyp_ngrams=self.ngrams, ref_ngrams=other.ngrams)
 
 
+def by_findings_line(studies) -> dict[str, list]:
+    """Studies grouped by their oracle findings line (what a findings-only writer sees), in input order."""
+    groups: dict[str, list] = defaultdict(list)
+    for st in studies:
+        groups[findings_text(st.oracle)].append(st)
+    return groups
+
+
 def consensus_choices(train, sample: int, seed: int) -> dict[str, str]:
     """Findings line -> the training report of that line that agrees most with the others."""
-    groups: dict[str, list[str]] = defaultdict(list)
-    for st in train:
-        groups[findings_text(st.oracle)].append(clean_report_r2gen(st.reference))
     rng = random.Random(seed)
     out = {}
-    for key, reports in tqdm(groups.items(), desc="consensus", file=sys.stderr, mininterval=5):
+    for key, studies in tqdm(by_findings_line(train).items(), desc="consensus", file=sys.stderr, mininterval=5):
+        reports = [clean_report_r2gen(st.reference) for st in studies]
         cache = {t: Indexed(t) for t in set(reports)}
         others = reports if len(reports) <= sample else rng.sample(reports, sample)
         out[key] = max(sorted(cache), key=lambda t: sum(cache[t].bleu_against(cache[o]) for o in others))
@@ -67,11 +73,8 @@ def consensus_choices(train, sample: int, seed: int) -> dict[str, str]:
 def findings_oracle(test, candidates: list[Indexed]) -> list[dict]:
     """Test only, a cheat: one training report per findings line, the one with the highest summed
     sentence BLEU-4 against the test references of that line."""
-    groups: dict[str, list] = defaultdict(list)
-    for st in test:
-        groups[findings_text(st.oracle)].append(st)
     recs = []
-    for studies in tqdm(groups.values(), desc="findings-oracle", file=sys.stderr, mininterval=10):
+    for studies in tqdm(by_findings_line(test).values(), desc="findings-oracle", file=sys.stderr, mininterval=10):
         refs = [Indexed(clean_report_r2gen(st.reference)) for st in studies]
         best = max(candidates, key=lambda c: sum(c.bleu_against(r) for r in refs))
         recs += [{"id": st.id, "generated": best.text, "reference": st.reference} for st in studies]
@@ -127,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     choice = consensus_choices(splits["train"], a.sample, a.seed)
     normal = choice[findings_text(())]
     result: dict = {"sample": a.sample, "seed": a.seed, "n_findings_lines": len(choice)}
+    consensus: dict[str, dict] = {}  # split -> id -> record
     for split in ("val", "test"):
         recs, seen = [], 0
         for st in splits[split]:
@@ -136,8 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         result[f"consensus_{split}"] = scores(recs, a.annotation, split) | {"findings_line_seen_in_train": seen,
                                                                               "n": len(recs)}
         print(split, "consensus", result[f"consensus_{split}"], file=sys.stderr)
-        if split == "test":
-            result["_consensus_test_records"] = recs
+        consensus[split] = {r["id"]: r for r in recs}
     train_reports = [Indexed(t) for t in sorted({clean_report_r2gen(s.reference) for s in splits["train"]})]
     recs = []
     for st in tqdm(splits["test"], desc="oracle-pick", file=sys.stderr, mininterval=10):
@@ -150,11 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     print("test findings-oracle", result["findings_oracle_test"], file=sys.stderr)
     # where the findings-oracle's gain comes from: the studies without a coded finding all get one text
     normal_ids = {st.id for st in splits["test"] if findings_text(st.oracle) == findings_text(())}
-    cons = {r["id"]: r for r in result.pop("_consensus_test_records")}
     for part, keep in (("no_finding", lambda i: i in normal_ids), ("with_findings", lambda i: i not in normal_ids)):
         sub = [r for r in fo if keep(r["id"])]
         result[f"findings_oracle_test_{part}"] = scores(sub, a.annotation, "test") | {"n": len(sub)}
-        result[f"consensus_test_{part}"] = scores([cons[r["id"]] for r in sub], a.annotation, "test") | {"n": len(sub)}
+        result[f"consensus_test_{part}"] = scores([consensus["test"][r["id"]] for r in sub], a.annotation, "test") | {"n": len(sub)}
         print(f"test {part}: findings-oracle", result[f"findings_oracle_test_{part}"], "consensus",
               result[f"consensus_test_{part}"], file=sys.stderr)
     result["indication_nearest_val"] = indication_nearest(splits, a.annotation, choice, normal)
