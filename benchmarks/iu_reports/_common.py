@@ -1,12 +1,18 @@
-"""Shared by the scripts here: the IU test studies and the findings a JSONL file was generated from."""
+"""Shared by the scripts here: the IU studies of a split and the findings a JSONL file was generated from."""
 from radscribe.data.iu_xray import load_iu
 from radscribe.data.paths import shared_data_dir
 
 
+def split_studies(split: str = "test", annotation=None, reports=None) -> dict:
+    """R2Gen ``split`` id -> IUStudy (files default to ../shared/data/iu_xray_reports)."""
+    iu = shared_data_dir() / "iu_xray_reports"
+    splits = load_iu(annotation or iu / "r2gen_split_annotation.json", reports or iu / "indiana_reports.csv")
+    return {s.id: s for s in splits[split]}
+
+
 def test_studies() -> dict:
     """R2Gen test id -> IUStudy."""
-    iu = shared_data_dir() / "iu_xray_reports"
-    return {s.id: s for s in load_iu(iu / "r2gen_split_annotation.json", iu / "indiana_reports.csv")["test"]}
+    return split_studies("test")
 
 
 def findings_for(path: str, study):

@@ -3,9 +3,10 @@
 For each JSONL (``generate-reports`` output with its ``unguarded`` text, oracle findings), the guard is
 applied to the unguarded text with ``strict_coverage`` on (a finding is stated only by a sentence of the
 same kind or of a compatible kind with the same CheXpert label) and off (any compatible kind states it,
-the rule before session 3). Prints corrections per report, BLEU-4, METEOR, ROUGE-L and CE micro F1.
+the rule before session 3). Prints (stderr) corrections per report, BLEU-4, METEOR, ROUGE-L and CE
+micro / macro F1 per file and rule; writes the same as JSON to stdout.
 
-    python benchmarks/iu_reports/guard_coverage.py --split val runs/val3/*.jsonl
+    python benchmarks/iu_reports/guard_coverage.py --split val runs/val3/*.jsonl > runs/val3/guard_coverage.json
 """
 import argparse
 import json
@@ -13,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from radscribe.data.iu_xray import load_iu
+from _common import split_studies
 from radscribe.data.paths import shared_data_dir
 from radscribe.evaluate.reports import evaluate_reports
 from radscribe.report.consistency import guard
@@ -28,7 +29,7 @@ def main() -> int:
     p.add_argument("--reports", type=Path, default=iu / "indiana_reports.csv")
     a = p.parse_args()
     t0 = time.perf_counter()
-    studies = {s.id: s for s in load_iu(a.annotation, a.reports)[a.split]}
+    studies = split_studies(a.split, a.annotation, a.reports)
     out = {}
     for f in a.files:
         rows = [json.loads(line) for line in f.open()]
@@ -46,7 +47,7 @@ def main() -> int:
                    **{k: round(m[k], 4) for k in ("BLEU_4", "METEOR", "ROUGE_L")},
                    "CE_micro_f1": round(m["CE"]["micro"]["f1"], 4), "CE_macro_f1": round(m["CE"]["macro"]["f1"], 4)}
             out[f"{f.name} {'strict' if strict else 'compatible'}"] = row
-            print(f"{f.name:40s} {'strict    ' if strict else 'compatible'} {row}", flush=True)
+            print(f"{f.name:40s} {'strict    ' if strict else 'compatible'} {row}", file=sys.stderr, flush=True)
     print(json.dumps({"split": a.split, "wall_s": round(time.perf_counter() - t0, 1), "rows": out}, indent=1))
     return 0
 

@@ -12,3 +12,4 @@ for m in oracle indication; do
   echo "GENWALL llm-server-$m $(( $(date +%s) - s )) s"
 done
 kill $SRV
+.venv/bin/python benchmarks/iu_reports/unguard.py $D/llm-server-oracle.jsonl $D/llm-server_unguarded-oracle.jsonl

@@ -18,8 +18,7 @@ finding through :data:`COMPATIBLE` when judging contradictions; without it, the 
 correct references (measured in docs/parts/generators.md). To *state* a present finding, a sentence
 must name it as the same observation: its own kind, or a compatible kind of the same CheXpert label
 (:func:`_covers`): "left basilar atelectasis" does not state a coded left basal opacity, so the guard
-adds it (chosen on IU val: the llm-lora CE F1 rose from 0.903 to 0.923,
-benchmarks/iu_reports/guard_coverage.py).
+adds it (chosen on IU val, benchmarks/iu_reports/guard_coverage.py; figures in docs/parts/generators.md).
 """
 
 from __future__ import annotations
