@@ -16,6 +16,7 @@ ORDER = [
     ("generators.md", "Report generators (structured, baselines, from-scratch decoder)"),
     ("llm.md", "Language model: SmolLM2-135M + LoRA, and the OpenAI-compatible server backend"),
     ("serve.md", "HTTP API and web page"),
+    ("checks.md", "Test suite, CI and demo timings"),
 ]
 
 HEADER = """# radscribe results
