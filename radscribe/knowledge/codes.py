@@ -106,11 +106,11 @@ KIND_CODES: dict[str, Code | None] = {
     "other": None,                                               # by design: the original term is kept instead
 }
 
-#: Laterality (PS3.16 CID 244). FHIR's display for 51440002 is SNOMED's "Right and left".
+#: Laterality (PS3.16 CID 244 calls 51440002 "Bilateral"; SNOMED CT's preferred term, which FHIR checks, is "Right and left").
 SIDE_CODES: dict[str, Code] = {
     "left": _sct("7771000", "Left"),
     "right": _sct("24028007", "Right"),
-    "bilateral": _sct("51440002", "Bilateral"),
+    "bilateral": _sct("51440002", "Right and left"),
 }
 
 #: Anatomy id -> (site, laterality of the site); all from PS3.16 (CIDs 4, 4030, 6124, 7151, 7153).

@@ -1,7 +1,7 @@
 """The vocabulary of radscribe: one import for what :mod:`radscribe.knowledge` defines.
 
 Each concept lives in one module (finding kinds in :mod:`~radscribe.knowledge.kinds`, anatomy, sides
-and attributes in :mod:`~radscribe.knowledge.anatomy`, report statements in
+and attributes in :mod:`~radscribe.knowledge.descriptors`, report statements in
 :mod:`~radscribe.knowledge.statements`, standard codes in :mod:`~radscribe.knowledge.codes`, organ
 systems and synonym groups in :mod:`~radscribe.knowledge.groups`); this module re-exports them so
 ``from radscribe.knowledge.ontology import FINDING_KINDS`` keeps working.
@@ -9,7 +9,7 @@ systems and synonym groups in :mod:`~radscribe.knowledge.groups`); this module r
 
 from __future__ import annotations
 
-from radscribe.knowledge.anatomy import (
+from radscribe.knowledge.descriptors import (
     ANATOMY, ATTRIBUTE_WORDS, ATTRIBUTES, BODY_REGIONS, SEVERITY_SYNONYMS, SIDE_SYNONYMS, SIDES, Anatomy, anatomy,
     size_band,
 )

@@ -1,4 +1,4 @@
-"""Anatomy, laterality, attributes and their words: where a finding is and what it looks like."""
+"""Descriptors of a finding: anatomy, laterality, attributes and their words (where it is, what it looks like)."""
 
 from __future__ import annotations
 
