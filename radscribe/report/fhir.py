@@ -13,7 +13,7 @@ import base64
 from typing import Any
 
 from radscribe.findings.model import Analysis, Finding
-from radscribe.knowledge.anatomy import ANATOMY
+from radscribe.knowledge.descriptors import ANATOMY
 from radscribe.knowledge.codes import LOCAL_URI, anatomy_code, kind_code, side_code, unit_code
 from radscribe.knowledge.kinds import FINDING_KINDS
 
@@ -50,7 +50,8 @@ def finding_observation(f: Finding, obs_id: str) -> dict[str, Any]:
     if f.location in ANATOMY:
         site = anatomy_code(f.location)
         obs["bodySite"] = {"text": ANATOMY[f.location].label, **({"coding": [site[0].fhir()]} if site else {})}
-    comps = [_component("confidence", valueQuantity=_quantity(f.confidence, "1"))]
+    comps = [_component("confidence", valueQuantity=_quantity(f.confidence, "1")),
+             _component("confidence type", valueString=f.confidence_type)]
     unit = "mm" if f.size_unit == "mm" else "px"
     if f.long_axis is not None:
         comps.append(_component("long axis diameter", valueQuantity=_quantity(f.long_axis, unit)))

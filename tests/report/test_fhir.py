@@ -25,6 +25,7 @@ def test_diagnostic_report_is_valid_r5_and_complete():
     assert comps["long axis diameter"]["valueQuantity"] == {"value": 9.0, "unit": "mm", "system": "http://unitsofmeasure.org", "code": "mm"}
     assert comps["laterality"]["valueCodeableConcept"]["coding"][0]["code"] == "7771000"  # SNOMED left
     assert comps["density"]["valueString"] == "part_solid"
+    assert comps["confidence type"]["valueString"] == "heuristic_score"
     assert obs["bodySite"]["text"] == "left upper lobe"
     assert doc["contained"][1]["valueCodeableConcept"]["text"] == "absent"
     assert base64.b64decode(doc["presentedForm"][0]["data"]).decode() == "# report\n"
