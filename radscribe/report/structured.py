@@ -18,9 +18,9 @@ from collections.abc import Sequence
 
 from radscribe.findings.model import Finding, Report, StudyInfo
 from radscribe.knowledge.fleischner import APPLICABILITY, recommend
-from radscribe.knowledge.anatomy import ANATOMY, ATTRIBUTE_WORDS
+from radscribe.knowledge.descriptors import ANATOMY, ATTRIBUTE_WORDS
 from radscribe.knowledge.groups import CHEST_SYSTEMS
-from radscribe.knowledge.kinds import FINDING_KINDS
+from radscribe.knowledge.kinds import FINDING_KINDS, STUDY_LEVEL_KINDS
 
 WRITER_NAME = "structured"
 
@@ -141,7 +141,7 @@ def _nodule_recommendation(nodules: Sequence[Finding]) -> str | None:
 def _negative_sentence(f: Finding) -> str:
     k = FINDING_KINDS.get(f.kind)
     label = k.label if k else f.kind.replace("_", " ")
-    if f.kind in ("normal", "no_finding"):
+    if f.kind in STUDY_LEVEL_KINDS:
         return f"No abnormality identified by {f.detector} (confidence {f.confidence:.2f} normal)."
     return f"No {label} identified (confidence {f.confidence:.2f} normal, {f.detector})."
 
