@@ -106,7 +106,8 @@ KIND_CODES: dict[str, Code | None] = {
     "other": None,                                               # by design: the original term is kept instead
 }
 
-#: Laterality (PS3.16 CID 244 calls 51440002 "Bilateral"; SNOMED CT's preferred term, which FHIR checks, is "Right and left").
+#: Laterality (PS3.16 CID 244). PS3.16 calls 51440002 "Bilateral"; SNOMED CT's preferred term, which FHIR
+#: validators check the display against, is "Right and left".
 SIDE_CODES: dict[str, Code] = {
     "left": _sct("7771000", "Left"),
     "right": _sct("24028007", "Right"),

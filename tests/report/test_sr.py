@@ -129,7 +129,8 @@ STUDY = StudyInfo("dicom", "CT", "chest", (24, 128, 128), (2.5, 0.7, 0.7))
 def test_coded_kinds_use_standard_codes_and_pass_dciodvfy(phantom_series, tmp_path):
     findings = _all_coded_kinds(BOX)
     assert len(findings) == sum(c is not None for c in KIND_CODES.values())
-    sr = build_sr(Analysis(study=STUDY, findings=findings, detectors_run=("test",)), series_evidence(phantom_series, None))
+    sr = build_sr(Analysis(study=STUDY, findings=findings, detectors_run=("test",)),
+                  series_evidence(phantom_series, None))
     path = tmp_path / "coded.sr.dcm"
     sr.save_as(path)
     used = _codes(pydicom.dcmread(path))
@@ -145,7 +146,8 @@ def test_coded_kinds_use_standard_codes_and_pass_dciodvfy(phantom_series, tmp_pa
 
 def test_uncoded_kind_falls_back_to_the_local_scheme_only_for_itself(phantom_series, tmp_path):
     uncoded = next(k for k, c in KIND_CODES.items() if c is None and k != "other")
-    fs = (Finding(kind="nodule", detector="t", confidence=0.7, **BOX), Finding(kind=uncoded, detector="t", confidence=0.6, **BOX))
+    fs = (Finding(kind="nodule", detector="t", confidence=0.7, **BOX),
+          Finding(kind=uncoded, detector="t", confidence=0.6, **BOX))
     path = tmp_path / "mixed.sr.dcm"
     build_sr(Analysis(study=STUDY, findings=fs), series_evidence(phantom_series, None)).save_as(path)
     local = [c for c in _codes(pydicom.dcmread(path)) if c[0] == LOCAL_SCHEME]
