@@ -34,7 +34,7 @@ from radscribe import __version__
 from radscribe.findings.model import Analysis, Finding
 from radscribe.io.dicom import group_series
 from radscribe.knowledge import codes as kc
-from radscribe.knowledge.anatomy import ATTRIBUTE_WORDS
+from radscribe.knowledge.descriptors import ATTRIBUTE_WORDS
 from radscribe.knowledge.kinds import FINDING_KINDS
 
 #: Type 2 attributes (present, possibly empty) of the modules highdicom copies from the source series:
