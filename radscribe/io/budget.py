@@ -14,8 +14,9 @@ components x bytes per value) and checks three things before decoding:
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Iterable, Iterator
 
 from radscribe.errors import ImageTooLargeError, UnreadableFileError
 from radscribe.io.image import MAX_SIDE, MAX_VOXELS
@@ -72,27 +73,37 @@ def require_file_bytes(path: Path, offset: int, need: int, where: str | None = N
             f"{path.name} holds {have:,}; the file is truncated or its header is wrong")
 
 
-def require_stream_bytes(read: Callable[[int], bytes], need: int, where: str) -> None:
-    """Read a decompressing stream in chunks until ``need`` bytes have come; raise if it ends first.
-
-    Nothing is kept: memory stays at one chunk. Decompression errors (a damaged stream) become
-    UnreadableFileError too.
-    """
+def require_stream_bytes(chunks: Iterable[bytes], need: int, where: str) -> None:
+    """Count the bytes of a decompressing stream (an iterable of chunks) until ``need`` have come;
+    raise UnreadableFileError if it ends first or is damaged. Nothing is kept: memory stays at
+    one chunk, and reading stops as soon as the declared size is confirmed."""
     got = 0
     try:
-        while got < need:
-            chunk = read(min(CHUNK_BYTES, need - got))
-            if not chunk:
-                break
+        for chunk in chunks:
             got += len(chunk)
-    except (OSError, EOFError, ValueError) as e:
+            if got >= need:
+                return
+    except (OSError, EOFError, ValueError, zlib.error) as e:
+        msg = " ".join(str(e).split())
         raise UnreadableFileError(f"{where}: the compressed voxel data is damaged ({type(e).__name__}: "
-                                  f"{e}) after {got:,} bytes") from None
+                                  f"{msg}) after {got:,} bytes") from None
     if got < need:
         raise UnreadableFileError(f"{where}: the header declares {need:,} bytes of voxel data but the compressed "
                                   f"stream holds {got:,}; the file is truncated or its header is wrong")
 
 
-def skip_stream_bytes(fh: BinaryIO, n: int, where: str) -> None:
-    """Advance a (decompressing) stream by ``n`` bytes in chunks; raise if it ends first."""
-    require_stream_bytes(fh.read, n, where)
+def file_chunks(fh: BinaryIO) -> Iterator[bytes]:
+    """Chunks (each <= CHUNK_BYTES) read from a file object, e.g. a gzip.GzipFile or bz2.BZ2File."""
+    return iter(lambda: fh.read(CHUNK_BYTES), b"")
+
+
+def zlib_chunks(fh: BinaryIO) -> Iterator[bytes]:
+    """Decompressed chunks (each <= CHUNK_BYTES) of a zlib stream (MetaImage .zraw) from ``fh``'s position."""
+    d = zlib.decompressobj(47)  # 47: accept a zlib or a gzip header
+    while not d.eof:
+        data = d.unconsumed_tail or fh.read(CHUNK_BYTES)
+        if not data:
+            return
+        out = d.decompress(data, CHUNK_BYTES)
+        if out:
+            yield out
