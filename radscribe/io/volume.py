@@ -11,9 +11,12 @@ and gzip/bzip2 NRRD) is checked to hold the bytes the header declares.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
+import logging
 import re
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -81,8 +84,38 @@ def _split_affine(lps: np.ndarray, path: Path) -> tuple[tuple[float, float, floa
     return (float(norms[2]), float(norms[1]), float(norms[0])), direction, tuple(float(x) for x in lps[:3, 3])
 
 
+@contextlib.contextmanager
+def _nibabel_log_as_notes(notes: list[str]) -> Iterator[None]:
+    """nibabel logs header fixes (e.g. a zero pixdim set to 1) straight to stderr through its own
+    handler; while reading, they become notes instead."""
+    logs = [logging.getLogger("nibabel"), logging.getLogger("nibabel.global")]  # the second has a handler
+
+    class _ToNotes(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            notes.append("nibabel: " + " ".join(record.getMessage().split()))
+
+    saved = [(log.handlers[:], log.propagate) for log in logs]
+    for log in logs:
+        log.handlers[:] = [_ToNotes(logging.WARNING)]
+        log.propagate = False
+    try:
+        yield
+    finally:
+        for log, (handlers, propagate) in zip(logs, saved):
+            log.handlers[:], log.propagate = handlers, propagate
+
+
 def read_nifti(path: Path) -> tuple[Image, list[str]]:
     """A NIfTI-1/2 file -> Image (LPS). 4D files give their first volume, with a note."""
+    import nibabel  # noqa: F401  (before the handlers are swapped: its import adds one)
+
+    notes: list[str] = []
+    with _nibabel_log_as_notes(notes):
+        image, more = _read_nifti(Path(path))
+    return image, notes + more
+
+
+def _read_nifti(path: Path) -> tuple[Image, list[str]]:
     import nibabel as nib
 
     path = Path(path)
