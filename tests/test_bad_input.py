@@ -155,9 +155,11 @@ def test_bad_input_in_process(tmp_path, capfd, kind):
 
 def _child(args: list[str], limit_bytes: int | None = None, timeout: float = 120) -> tuple[subprocess.CompletedProcess, float]:
     """Run ``radscribe <args>`` in a fresh interpreter; return the result and its wall time.
-    The child prints its own peak resident memory (KiB) on stdout after main() returns."""
-    code = ("import resource, sys\nfrom radscribe.cli import main\nrc = main(sys.argv[1:])\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(rc)\n")
+    The child prints its own peak resident memory (KiB, VmHWM) on stdout after main() returns."""
+    # VmHWM (peak resident KiB of this program), not ru_maxrss: Linux carries ru_maxrss over exec from
+    # the forking parent, here a pytest process that may already hold gigabytes.
+    code = ("import re, sys\nfrom radscribe.cli import main\nrc = main(sys.argv[1:])\n"
+            "print(re.search(r'VmHWM:\\s+(\\d+)', __import__('pathlib').Path('/proc/self/status').read_text()).group(1))\nsys.exit(rc)\n")
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                OPENBLAS_NUM_THREADS="1", PYTHONWARNINGS="default")
 
