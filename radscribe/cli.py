@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from pathlib import Path
 
 from radscribe import __version__
@@ -111,17 +112,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Bad input -> exactly one ``error: ...`` line on stderr and exit code 2.
+
+    Warnings raised while a command runs (library deprecations, nibabel on a zero pixdim, ...) are
+    held back: they would print before the error line. They are shown, one line each, after a
+    command that succeeds; ``serve`` keeps them live, since it runs until stopped.
+    """
     args = build_parser().parse_args(argv)
     module, func = COMMANDS[args.command].split(":")
-    try:
-        fn = getattr(importlib.import_module(module), func)
-        return int(fn(args) or 0)
-    except RadscribeInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    live = args.command == "serve"
+    with warnings.catch_warnings(record=not live) as held:
+        try:
+            fn = getattr(importlib.import_module(module), func)
+            rc = int(fn(args) or 0)
+        except RadscribeInputError as exc:
+            print(f"error: {' '.join(str(exc).split()) or type(exc).__name__}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("error: interrupted", file=sys.stderr)
+            return 130
+    for w in dict.fromkeys(f"warning: {w.category.__name__}: {' '.join(str(w.message).split())}"
+                           for w in held or ()):
+        print(w, file=sys.stderr)
+    return rc
 
 
 if __name__ == "__main__":

@@ -172,8 +172,9 @@ def _unknown(path: Path) -> str:
 def load_study(path, series_uid: str | None = None) -> LoadedStudy:
     """Read ``path`` (file or folder) into a :class:`LoadedStudy`; RadscribeInputError on bad input."""
     with warnings.catch_warnings():
-        # pydicom warns about every non-conformant value; problems that matter become notes or errors.
-        warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
+        # Readers' libraries warn on their own (pydicom on every non-conformant value, nibabel on a zero
+        # pixdim, Pillow on a large image): what matters becomes a note or an error, nothing is printed.
+        warnings.simplefilter("ignore")
         return _load_study(Path(path), series_uid)
 
 

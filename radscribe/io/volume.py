@@ -3,18 +3,33 @@
 NIfTI is read with nibabel. Its affine maps voxel ``(i, j, k)`` to RAS mm; radscribe is LPS, so the
 first two rows change sign. The array is transposed from nibabel's ``(i, j, k)`` to ``(z, y, x)``
 = ``(k, j, i)``. MetaImage and NRRD are read with SimpleITK, which is already LPS with ``(z, y, x)``
-arrays. Sizes are checked from the header before any voxel is decoded.
+arrays. Before any voxel is decoded, the header's size and data type are checked against the
+caps of :mod:`radscribe.io.budget`, and the file (or the decompressed stream, for .nii.gz, .zraw
+and gzip/bzip2 NRRD) is checked to hold the bytes the header declares.
 """
 
 from __future__ import annotations
 
+import bz2
+import contextlib
+import gzip
+import logging
 import re
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
-from radscribe.errors import ImageTooLargeError, InvalidVoxelsError, RadscribeInputError, UnreadableFileError
-from radscribe.io.image import MAX_SIDE, MAX_VOXELS, Image
+from radscribe.errors import InvalidVoxelsError, RadscribeInputError, UnreadableFileError
+from radscribe.io.budget import (
+    check_decoded_bytes,
+    check_side,
+    file_chunks,
+    require_file_bytes,
+    require_stream_bytes,
+    zlib_chunks,
+)
+from radscribe.io.image import Image
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 ITK_SUFFIXES = (".mhd", ".mha", ".nrrd", ".nhdr")
@@ -36,15 +51,19 @@ def volume_format(path: Path) -> str | None:
 
 
 def _check_shape(shape: tuple[int, ...], path: Path) -> None:
-    if len(shape) == 0 or any(int(s) <= 0 for s in shape):
+    check_side(tuple(shape[:3]) if len(shape) else (), str(path))
+    if any(int(s) <= 0 for s in shape[3:]):
         raise UnreadableFileError(f"{path} declares an image of size {tuple(shape)}; nothing to read")
-    if max(int(s) for s in shape[:3]) > MAX_SIDE:
-        raise ImageTooLargeError(f"{path} is {tuple(shape)} voxels; radscribe reads up to {MAX_SIDE} voxels "
-                                 "a side: crop or downsample it first")
-    n = int(np.prod([int(s) for s in shape[:3]], dtype=np.int64))
-    if n > MAX_VOXELS:
-        raise ImageTooLargeError(f"{path} would decode to {n:,} voxels, above the cap of {MAX_VOXELS:,}; "
-                                 "crop or downsample it first")
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+def _itk_message(e: BaseException) -> str:
+    """The last non-empty line of an ITK exception (the earlier ones are source locations)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return lines[-1] if lines else type(e).__name__
 
 
 def _check_finite(arr: np.ndarray, path: Path) -> None:
@@ -65,8 +84,38 @@ def _split_affine(lps: np.ndarray, path: Path) -> tuple[tuple[float, float, floa
     return (float(norms[2]), float(norms[1]), float(norms[0])), direction, tuple(float(x) for x in lps[:3, 3])
 
 
+@contextlib.contextmanager
+def _nibabel_log_as_notes(notes: list[str]) -> Iterator[None]:
+    """nibabel logs header fixes (e.g. a zero pixdim set to 1) straight to stderr through its own
+    handler; while reading, they become notes instead."""
+    logs = [logging.getLogger("nibabel"), logging.getLogger("nibabel.global")]  # the second has a handler
+
+    class _ToNotes(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            notes.append("nibabel: " + " ".join(record.getMessage().split()))
+
+    saved = [(log.handlers[:], log.propagate) for log in logs]
+    for log in logs:
+        log.handlers[:] = [_ToNotes(logging.WARNING)]
+        log.propagate = False
+    try:
+        yield
+    finally:
+        for log, (handlers, propagate) in zip(logs, saved):
+            log.handlers[:], log.propagate = handlers, propagate
+
+
 def read_nifti(path: Path) -> tuple[Image, list[str]]:
     """A NIfTI-1/2 file -> Image (LPS). 4D files give their first volume, with a note."""
+    import nibabel  # noqa: F401  (before the handlers are swapped: its import adds one)
+
+    notes: list[str] = []
+    with _nibabel_log_as_notes(notes):
+        image, more = _read_nifti(Path(path))
+    return image, notes + more
+
+
+def _read_nifti(path: Path) -> tuple[Image, list[str]]:
     import nibabel as nib
 
     path = Path(path)
@@ -74,10 +123,19 @@ def read_nifti(path: Path) -> tuple[Image, list[str]]:
     try:
         img = nib.load(str(path))
         shape = tuple(int(s) for s in img.header.get_data_shape())
+        dtype = np.dtype(img.header.get_data_dtype())
+        offset = int(img.header.get_data_offset())
     except Exception as e:
-        raise UnreadableFileError(f"{path} could not be read as NIfTI ({type(e).__name__}: {e}); "
+        raise UnreadableFileError(f"{path} could not be read as NIfTI ({type(e).__name__}: {_one_line(e)}); "
                                   "the file is damaged, truncated or not NIfTI") from None
     _check_shape(shape, path)
+    n3 = int(np.prod(shape[:3], dtype=np.int64))
+    need = check_decoded_bytes(n3, dtype.itemsize, str(path), f"{'x'.join(map(str, shape[:3]))} {dtype.name}")
+    if path.name.lower().endswith(".gz"):
+        with gzip.open(path, "rb") as fh:  # stream: the header, then the first volume's bytes
+            require_stream_bytes(file_chunks(fh), offset + need, str(path))
+    else:
+        require_file_bytes(path, offset, need)
     try:
         proxy = img.dataobj
         if len(shape) > 3:
@@ -88,7 +146,7 @@ def read_nifti(path: Path) -> tuple[Image, list[str]]:
         else:
             data = np.asarray(proxy, dtype=np.float32)
     except Exception as e:
-        raise UnreadableFileError(f"voxels of {path} could not be decoded ({type(e).__name__}: {e}); "
+        raise UnreadableFileError(f"voxels of {path} could not be decoded ({type(e).__name__}: {_one_line(e)}); "
                                   "the file is probably truncated") from None
     while data.ndim < 3:
         data = data[..., None]
@@ -104,21 +162,96 @@ def read_nifti(path: Path) -> tuple[Image, list[str]]:
                  meta={"format": "NIfTI", "shape_xyz": list(shape[:3])}), notes
 
 
-def _mhd_data_file(path: Path) -> None:
-    """Fail with a clear message when a .mhd header names a data file that is not there."""
+def _header_text(path: Path, limit: int = 65536) -> tuple[bytes, str]:
     try:
-        text = path.read_text(errors="replace")[:8192]
+        with open(path, "rb") as fh:
+            raw = fh.read(limit)
     except OSError as e:
         raise UnreadableFileError(f"{path} could not be read ({e})") from None
-    m = re.search(r"^\s*ElementDataFile\s*=\s*(.+?)\s*$", text, re.M)
+    return raw, raw.decode("latin-1")
+
+
+def _metaimage_layout(path: Path) -> tuple[Path, int, str] | None:
+    """(data file, first data byte, codec 'raw'|'zlib') of a MetaImage header; None when the data
+    is spread over several files (LIST, a %d pattern) or placed by HeaderSize = -1."""
+    raw, text = _header_text(path)
+    m = re.search(r"^[ \t]*ElementDataFile[ \t]*=[ \t]*(.+?)[ \t]*\r?$", text, re.M)
     if m is None:
         raise UnreadableFileError(f"{path} is not a MetaImage header (no ElementDataFile line)")
     name = m.group(1)
-    if name.upper() in ("LOCAL", "LIST") or "%" in name:
-        return
-    if not (path.parent / name).is_file():
+    codec = "zlib" if re.search(r"^[ \t]*CompressedData[ \t]*=[ \t]*True", text, re.M | re.I) else "raw"
+    hs = re.search(r"^[ \t]*HeaderSize[ \t]*=[ \t]*(-?\d+)", text, re.M)
+    skip = int(hs.group(1)) if hs else 0
+    if name.upper() == "LIST" or "%" in name or skip < 0:
+        return None
+    if name.upper() == "LOCAL":
+        end = m.end()
+        nl = raw.find(b"\n", end)
+        return path, (nl + 1 if nl >= 0 else len(raw)) + skip, codec
+    data = path.parent / name
+    if not data.is_file():
         raise UnreadableFileError(f"{path} names the data file {name!r}, which is not beside it; "
                                   "copy the .raw/.zraw file next to the .mhd")
+    return data, skip, codec
+
+
+_NRRD_CODECS = {"raw": "raw", "gzip": "gzip", "gz": "gzip", "bzip2": "bz2", "bz2": "bz2",
+                "ascii": "text", "text": "text", "txt": "text", "hex": "hex"}
+
+
+def _nrrd_layout(path: Path) -> tuple[Path, int, str] | None:
+    """(data file, first data byte, codec) of a NRRD header; None when the data is spread over
+    several files or placed from the end (byte skip -1)."""
+    raw, text = _header_text(path)
+    blank = re.search(r"\r?\n\r?\n", text)
+    header = text[: blank.start()] if blank else text
+    fields = dict((k.strip().lower().replace(" ", ""), v.strip()) for k, v in
+                  (ln.split(":", 1) for ln in header.splitlines()[1:] if ":" in ln and not ln.startswith("#")))
+    codec = _NRRD_CODECS.get(fields.get("encoding", "raw").lower())
+    skip = int(fields.get("byteskip", "0") or 0) if fields.get("byteskip", "0").lstrip("-").isdigit() else 0
+    if codec is None or skip < 0 or int(fields.get("lineskip", "0") or 0) != 0:
+        return None
+    name = fields.get("datafile")
+    if name is None:
+        return path, (blank.end() if blank else len(raw)) + (skip if codec == "raw" else 0), codec
+    if name.upper().startswith("LIST") or "%" in name or " " in name:
+        return None
+    data = path.parent / name
+    if not data.is_file():
+        raise UnreadableFileError(f"{path} names the data file {name!r}, which is not beside it")
+    return data, skip if codec == "raw" else 0, codec
+
+
+def _require_itk_bytes(path: Path, fmt: str, need: int, n_values: int) -> None:
+    """The data an ITK header points to holds ``need`` bytes (streamed when compressed)."""
+    layout = _metaimage_layout(path) if fmt == "metaimage" else _nrrd_layout(path)
+    if layout is None:
+        return
+    data, offset, codec = layout
+    where = str(path) if data == path else f"{path} (data file {data.name})"
+    if codec == "raw":
+        require_file_bytes(data, offset, need, where)
+    elif codec == "text":  # at least one digit and one separator per value
+        require_file_bytes(data, offset, 2 * n_values - 1, where)
+    elif codec == "hex":
+        require_file_bytes(data, offset, 2 * need, where)
+    else:
+        with open(data, "rb") as fh:
+            fh.seek(offset)
+            if codec == "zlib":
+                require_stream_bytes(zlib_chunks(fh), need, where)
+            else:
+                with (gzip.GzipFile(fileobj=fh, mode="rb") if codec == "gzip" else bz2.BZ2File(fh, "rb")) as z:
+                    require_stream_bytes(file_chunks(z), need, where)
+
+
+def _itk_bytes_per_value(reader) -> int:
+    import SimpleITK as sitk
+
+    try:
+        return int(sitk.Image([1] * reader.GetDimension(), reader.GetPixelID()).GetSizeOfPixelComponent())
+    except Exception:
+        return 8
 
 
 def read_itk(path: Path) -> tuple[Image, list[str]]:
@@ -129,21 +262,28 @@ def read_itk(path: Path) -> tuple[Image, list[str]]:
     notes: list[str] = []
     fmt = volume_format(path)
     if path.suffix.lower() == ".mhd":
-        _mhd_data_file(path)
+        _metaimage_layout(path)  # a missing data file fails here, with its name
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # ITK prints warnings straight to stderr otherwise
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
         reader.ReadImageInformation()
     except Exception as e:
-        raise UnreadableFileError(f"{path} could not be read as {fmt} ({str(e).strip().splitlines()[-1]}); "
+        raise UnreadableFileError(f"{path} could not be read as {fmt} ({_itk_message(e)}); "
                                   "the file is damaged or not in that format") from None
-    size = tuple(int(s) for s in reader.GetSize())  # (x, y[, z])
+    size = tuple(int(s) for s in reader.GetSize())  # (x, y[, z[, t]]): SimpleITK decodes every dimension
     _check_shape(size, path)
+    n_values = int(np.prod(size, dtype=np.int64)) * max(1, int(reader.GetNumberOfComponents()))
+    per = _itk_bytes_per_value(reader)
+    need = check_decoded_bytes(int(np.prod(size, dtype=np.int64)), per * max(1, int(reader.GetNumberOfComponents())),
+                               str(path), f"{'x'.join(map(str, size))} x {reader.GetNumberOfComponents()} "
+                               f"component(s) of {per} byte(s)")
+    _require_itk_bytes(path, fmt, need, n_values)
     try:
         img = reader.Execute()
     except Exception as e:
         raise UnreadableFileError(f"voxels of {path} could not be decoded "
-                                  f"({str(e).strip().splitlines()[-1]}); the data is probably truncated") from None
+                                  f"({_itk_message(e)}); the data is probably truncated") from None
     dim = img.GetDimension()
     if dim > 3:
         notes.append(f"{dim}D image: analysed the first 3D volume.")

@@ -92,11 +92,13 @@ def test_header_has_no_identifiers(chest_ct):
 
 
 def test_read_time(ct_files):
-    t = time.perf_counter()
+    """Budget 1.5 s for the 99-slice series. CPU time, not wall time: at load average 10+ on the two
+    shared cores the wall time of the same work ran 1-5 s (CPU ~0.3-0.6 s)."""
+    t = time.process_time()
     st = load_study(ct_files[0].parent)
-    dt = time.perf_counter() - t
+    dt = time.process_time() - t
     assert st.image.shape == (99, 512, 512)
-    assert dt < 3.0  # budget 1.5 s on an idle machine; loose here because tests share 2 cores
+    assert dt < 1.5
 
 
 def test_shuffled_names_load_identically(chest_ct, ct_files, tmp_path):

@@ -1,9 +1,12 @@
-"""Modality and body region: the real chest CT (header and content alone), synthetic head and
-abdomen CT phantoms, MR and 2D headers."""
+"""Modality and body region: the real chest CT (header and content alone), a real head CT (Debian's
+invesalius-examples), synthetic head and abdomen CT phantoms, MR and 2D headers."""
 
 from __future__ import annotations
 
+import plistlib
+import tarfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +15,7 @@ from pydicom.data import get_testdata_file
 from radscribe.io.image import Image
 from radscribe.io.loader import load_study
 from radscribe.knowledge.ontology import BODY_REGIONS
-from radscribe.preprocess.recognize import looks_like_hu, recognize
+from radscribe.preprocess.recognize import content_region, looks_like_hu, recognize
 
 
 @pytest.fixture(scope="module")
@@ -194,3 +197,74 @@ def test_with_recognition_marks_hu_for_content_ct(chest):
     assert im.array is bare.array  # no copy of the voxels
     mr = Image(np.ones((3, 8, 8), np.float32), modality="MR")
     assert with_recognition(mr, recognize(mr, {"Modality": "MR"})).units == "arbitrary"
+
+
+# ------------------------------------------------------------------------------ a real head CT
+#: InVesalius' example project "ProMED CT 0051": a real head CT (108 x 256 x 256 int16 HU, 0.957 mm
+#: pixels, 1.5 mm slices, skull base to vertex, gantry-tilted), shipped by Debian's invesalius-examples.
+CRANIUM = Path("/usr/share/doc/invesalius-examples/examples/Cranium.inv3")
+
+
+@pytest.fixture(scope="module")
+def head_real():
+    """The real head CT as an Image, its header saying nothing but what the test passes."""
+    if not CRANIUM.is_file():
+        pytest.skip(f"needs the Debian package invesalius-examples ({CRANIUM}); absent here")
+    with tarfile.open(CRANIUM, "r:gz") as tar:
+        members = {Path(m.name).name: m for m in tar.getmembers()}
+        main = plistlib.loads(tar.extractfile(members["main.plist"]).read())
+        raw = tar.extractfile(members[main["matrix"]["filename"]]).read()
+    shape = tuple(main["matrix"]["shape"])
+    vol = np.frombuffer(raw, dtype=np.dtype(main["matrix"]["dtype"]).newbyteorder("<")).reshape(shape)
+    sx, sy, sz = main["spacing"]
+    assert main["modality"] == "CT" and shape == (108, 256, 256)
+    return Image(vol.astype(np.float32), spacing=(float(sz), float(sy), float(sx)), modality="CT", units="HU")
+
+
+def test_real_head_ct_with_head_header(head_real):
+    """Before: the hole-filling skull test found 3/46 head slices and overrode the header to unknown."""
+    r = recognize(head_real, {"Modality": "CT", "BodyPartExamined": "HEAD"})
+    assert (r.modality, r.body_region, r.recognized_from) == ("CT", "head", "header+content"), r.evidence
+    _, _, stats = content_region(head_real)
+    assert stats["head_slice_fraction"] >= 0.4 and stats["lung_slice_fraction"] == 0.0, stats
+
+
+def test_real_head_ct_from_content_alone(head_real, tmp_path):
+    """Written as NIfTI (no modality, no body part) and read back: CT head from the voxels alone."""
+    import nibabel as nib
+
+    p = tmp_path / "head.nii.gz"
+    sz, sy, sx = head_real.spacing
+    nib.save(nib.Nifti1Image(np.asarray(head_real.array.transpose(2, 1, 0), np.int16),
+                             np.diag([-sx, -sy, sz, 1.0])), p)
+    st = load_study(p)
+    r = recognize(st.image, st.header)
+    assert (r.modality, r.body_region, r.recognized_from) == ("CT", "head", "content"), r.evidence
+
+
+def test_real_head_ct_labelled_chest_is_head(head_real):
+    r = recognize(head_real, {"Modality": "CT", "BodyPartExamined": "CHEST"})
+    assert r.body_region == "head" and any("header says chest but the content shows head" in e for e in r.evidence)
+
+
+def test_missing_skull_confirmation_keeps_a_head_header(head_real):
+    """The skull-base slices alone (face, sinuses, petrous bones: no closed cranial cavity) give no
+    head slices; with a head header that is no evidence against it."""
+    base = head_real.with_array(np.ascontiguousarray(head_real.array[:30]))
+    _, _, stats = content_region(base)
+    assert stats["head_slice_fraction"] < 0.3
+    r = recognize(base, {"Modality": "CT", "StudyDescription": "CT HEAD WO CONTRAST"})
+    assert r.body_region == "head" and any("keeping the header" in e for e in r.evidence), r.evidence
+
+
+def test_synthetic_head_without_skull_keeps_head_header():
+    im = head_ct()
+    a = np.where(im.array > 700, 40.0, im.array).astype(np.float32)  # skull erased
+    r = recognize(im.with_array(a), {"Modality": "CT", "BodyPartExamined": "HEAD"})
+    assert r.body_region == "head"
+
+
+def test_lungs_in_a_head_study_overrule_the_header(chest):
+    """Strong contrary evidence: a real chest CT labelled HEAD is recognised as chest."""
+    r = recognize(chest.image, {"Modality": "CT", "BodyPartExamined": "HEAD", "StudyDescription": "CT HEAD"})
+    assert r.body_region == "chest" and any("header says head but the content shows chest" in e for e in r.evidence)
