@@ -163,15 +163,25 @@ def _to_mm(value: str, unit: str) -> float:
     return float(value) * (10.0 if unit.lower().startswith("c") else 1.0)
 
 
+def _called_nodule(sents: list[str], i: int) -> bool:
+    """Is the size in sentence i that of a "nodule"? ("... nodules. The largest measures 7.0 cm." counts)"""
+    if re.search(r"\bnodules?\b", sents[i], re.IGNORECASE):
+        return True
+    return (i > 0 and not re.search(r"\bmass(es)?\b", sents[i], re.IGNORECASE)
+            and bool(re.search(r"\b(largest|it|this|which)\b", sents[i], re.IGNORECASE))
+            and bool(re.search(r"\bnodules?\b", sents[i - 1], re.IGNORECASE))
+            and not re.search(r"\bno\b[^.]*\bnodules?\b", sents[i - 1], re.IGNORECASE))
+
+
 def _numbers(sents: list[str], present: list[Finding] | None) -> list[Problem]:
     out, stated = [], []
-    for s in sents:
+    for i, s in enumerate(sents):
         for m in _SIZE.finditer(s):
             dims = [_to_mm(v, m.group(4)) for v in m.groups()[:3] if v]
             stated.extend(dims)
             if any(d <= 0 or d > 150 for d in dims):
                 out.append(Problem("numbers", f"implausible size {m.group(0)!r} on a chest radiograph", (s,)))
-            elif max(dims) > 30 and re.search(r"\bnodules?\b", s, re.IGNORECASE):
+            elif max(dims) > 30 and _called_nodule(sents, i):
                 out.append(Problem("numbers", f"a 'nodule' of {m.group(0)} (over 30 mm is a mass)", (s,)))
         for m in _UNITLESS.finditer(s):
             out.append(Problem("numbers", f"size {(m.group(1) or m.group(2)).strip()!r} without a unit", (s,)))

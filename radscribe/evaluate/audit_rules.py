@@ -58,13 +58,16 @@ PHRASES: dict[str, tuple[str, tuple[str, ...]]] = {
     "fracture": ("fracture", ("fracture", "fractures", "fractured")),
     "hiatal_hernia": ("hiatal_hernia", ("hiatal hernia", "hiatus hernia")),
     "markings": ("increased_markings", ("interstitial markings", "increased markings", "prominent markings",
-                                        "bronchovascular markings", "increased lung markings")),
+                                        "bronchovascular markings", "increased lung markings",
+                                        "interstitial lung markings", "interstitial prominence")),
     # read only to tell whether a coded finding is stated (no contradiction rule uses them)
     "calcification": ("calcification", ("calcification", "calcifications", "calcified lymph nodes",
-                                        "calcified nodes", "calcified lymph node")),
+                                        "calcified nodes", "calcified lymph node", "calcified mediastinal lymph",
+                                        "calcified hilar lymph", "calcified mediastinal", "calcified hilar")),
     "atherosclerosis": ("atherosclerosis", ("atherosclerosis", "atherosclerotic", "aortic calcification",
                                             "aortic calcifications", "calcified aorta", "vascular calcification",
-                                            "vascular calcifications")),
+                                            "vascular calcifications", "calcifications of the aortic",
+                                            "calcification of the aortic", "calcified aortic")),
     "tortuous_aorta": ("tortuous_aorta", ("tortuous", "tortuosity", "ectatic", "ectasia", "unfolded", "unfolding")),
     "degenerative": ("degenerative_change", ("degenerative", "spondylosis", "osteophytes", "osteophyte",
                                              "spurring", "arthritis", "arthritic")),
@@ -72,21 +75,25 @@ PHRASES: dict[str, tuple[str, tuple[str, ...]]] = {
                                 "dextrocurvature", "scoliotic")),
     "kyphosis": ("kyphosis", ("kyphosis", "kyphotic")),
     "hypoinflation": ("hypoinflation", ("low lung volumes", "low lung volume", "hypoinflation", "hypoinflated",
-                                        "low volumes", "poor inspiration", "shallow inspiration")),
-    "device": ("support_device", ("pacemaker", "catheter", "sternotomy", "wires", "clips", "tube", "port",
+                                        "low volumes", "poor inspiration", "shallow inspiration",
+                                        "diminished lung volumes", "decreased lung volumes", "reduced lung volumes",
+                                        "lung volumes are low", "lung volumes are diminished")),
+    "device": ("support_device", ("support device", "support devices", "pacemaker", "catheter", "sternotomy", "wires", "clips", "tube", "port",
                                   "stent", "stents", "leads", "picc", "hardware", "fusion", "prosthesis")),
     "elevated_diaphragm": ("elevated_diaphragm", ("elevated hemidiaphragm", "hemidiaphragm elevation", "eventration",
                                                   "elevated diaphragm", "elevated right hemidiaphragm",
                                                   "elevated left hemidiaphragm", "elevation of the right hemidiaphragm",
+                                                  "hemidiaphragm is elevated", "hemidiaphragm is mildly elevated",
                                                   "elevation of the left hemidiaphragm")),
     "osteopenia": ("osteopenia", ("osteopenia", "osteopenic", "osteoporosis", "demineralization")),
 }
 assert all(kind in FINDING_KINDS for kind, _ in PHRASES.values())
 
 #: The lung concepts "the lungs are clear" denies. Scarring, granulomas, emphysema and fibrosis are written
-#: beside "clear lungs" by careful readers ("clear" = no airspace disease); atelectasis beside it is ambiguous.
+#: beside "clear lungs" by careful readers ("clear" = no airspace disease); atelectasis, fibrosis or increased
+#: markings beside it read ambiguously.
 CLEAR_LUNG_DENIES = frozenset({"opacity", "consolidation", "pneumonia", "edema", "nodule", "mass"})
-CLEAR_LUNG_AMBIGUOUS = frozenset({"atelectasis"})
+CLEAR_LUNG_AMBIGUOUS = frozenset({"atelectasis", "fibrosis", "markings"})
 
 #: A denied concept -> the asserted concepts it contradicts. "No consolidation" does not deny an opacity
 #: (which may be atelectasis), but "no airspace opacity" denies a consolidation.
@@ -106,6 +113,7 @@ DENIES: dict[str, frozenset[str]] = {
 SAME_PICTURE: tuple[frozenset[str], ...] = (
     frozenset({"opacity", "consolidation", "pneumonia", "atelectasis", "edema", "ground_glass_opacity"}),
     frozenset({"nodule", "mass", "calcified_granuloma", "calcification"}),
+    frozenset({"nodule", "opacity"}),   # "nodular densities" for a coded density
     frozenset({"effusion", "pleural_thickening"}),
     frozenset({"cardiomegaly", "enlarged_cardiomediastinum"}),
     frozenset({"fibrosis", "atelectasis", "increased_markings"}),
@@ -148,11 +156,12 @@ NON_FOCAL = re.compile(r"\b(patchy|streaky|interstitial|diffuse|hazy|reticular|r
                        r"multifocal|ill-defined|faint|subtle|bibasilar|perihilar)\b")
 _EXPLAINED = re.compile(r"\b(atelectasis|atelectatic|scar|scarring|fat|overlap|overlying|overlies|nipples?|"
                         r"artifacts?|summation|soft tissues?|vessels?|vascular|piercings?|breast|external)\b")
+_PSEUDO = re.compile(r"\b(?:no|without)\s+(?:significant\s+|interval\s+|appreciable\s+)?change(?:s)?(?:\s+in)?\b")
 _OWN_VERB = re.compile(r"\b(is|are|was|were|seen|noted|present|identified|demonstrated)\b")
 _SIZED = re.compile(r"\d\s*(mm|cm)\b")
 CHRONIC = re.compile(r"\b(chronic|old|healed|remote|stable|unchanged|calcified|prior|previous|residual)\b")
 #: clause boundaries inside a sentence; a comma only when a new statement starts after it
-_CLAUSE = re.compile(r";|:|\band\s+(?=there\b)|\bbut\b|\bhowever\b|\balthough\b|\bwhereas\b|\bwhile\b|\bwhich\b|\bwith the exception\b|"
+_CLAUSE = re.compile(r";|:|\band\s+(?=there\b)|\bbut\b(?!\s+clear\b)|\bhowever\b|\balthough\b|\bwhereas\b|\bwhile\b|\bwhich\b|\bwith the exception\b|"
                      r",\s*(?=(?:the|there|a|an|heart|lungs?|mild|moderate|small|large|minimal|stable|unchanged|"
                      r"with|likely|possibly|probably|consistent|and the|and there|and a|and an)\b)")
 
@@ -169,7 +178,7 @@ STATEMENTS: tuple[tuple[str, re.Pattern], ...] = (
     ("lungs_clear", re.compile(r"\b(?:(?:the|both|right|left)\s+)?(?:lungs?|lung fields?|lung parenchyma)\b"
                                r"(?:\s+\w+){0,5}?\s+(?:is|are|appear|appears|remain|remains)\s+(?:\w+\s+){0,3}?"
                                r"(?:clear|free of (?:focal )?(?:airspace disease|consolidation|infiltrates?))\b|"
-                               r"\bclear (?:lungs?|lung fields?)\b")),
+                               r"\bclear (?:lungs?|lung fields?)\b|\blungs? (?:are|is|appear|remain) [a-z]+ but clear\b")),
     ("hila_normal", re.compile(r"\b(?:hila|hilar contours?|hilum|hilar structures)\b(?:\s+\w+){0,4}?\s+"
                                r"(?:is|are|appear|appears)\s+(?:\w+\s+)?(normal|unremarkable|within normal limits)")),
     ("angles_clear", re.compile(r"\bcostophrenic (?:angles?|sulci|recesses)\b(?:\s+\w+){0,3}?\s+(?:is|are|appear|"
@@ -258,6 +267,8 @@ def _phrase_mentions(clause: str, sentence: str, i: int, restricted: bool) -> li
         # the next phrase ("right basal opacity and bibasal atelectasis"; "opacity of the right base")
         lo = found[j - 1].end() if j else 0
         hi = found[j + 1].start() if j + 1 < len(found) else len(clause)
+        if concept == "nodule" and re.search(r"\bcalcified\b", clause[lo:m.start()]):
+            concept = "granuloma"   # "small calcified right upper lobe nodule"
         side, zone = _side_zone(clause[lo:m.start()])
         if side is None or zone is None:
             s2, z2 = _side_zone(clause[m.end():hi], first=True)
@@ -266,6 +277,7 @@ def _phrase_mentions(clause: str, sentence: str, i: int, restricted: bool) -> li
         if (side is None or zone is None) and loc:  # a list under one place: "X, Y and Z in the left lower lobe"
             s3, z3 = _side_zone(loc.group(1), first=True)
             side, zone = side or s3, zone or z3
+        before = _PSEUDO.sub(" ", before)   # "no change in the large hiatus hernia" states the hernia
         denied = bool(_NEG_PRE.search(before)) or _post_negated(after)
         hedged = bool(_HEDGE_PRE.search(before)) or bool(_HEDGE_POST.search(after[:40]))
         near = _WORD.findall(clause[lo:m.start()])[-4:] + _WORD.findall(clause[m.end():hi])[:2]

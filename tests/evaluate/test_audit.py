@@ -196,3 +196,20 @@ def test_iu_oracle_findings_when_data_present(tmp_path):
     assert main(["audit-reports", str(inp), "--out", str(out)]) == 0
     rep = json.loads(out.read_text())["reports"][0]
     assert any(u.startswith("cardiomegaly") for u in rep["unstated"])
+
+
+@pytest.mark.parametrize("text, findings, expected", [
+    # found in the hand check (docs/parts/audit.md): fixed after it
+    ("There are numerous bilateral pulmonary nodules. The largest measures approximately 7.0 cm.", [], ["numbers"]),
+    ("Lungs are hyperexpanded but clear. Fibrosis is present.", [F("fibrosis")], ["ambiguous"]),
+    ("The lungs are clear. Mild increased lung markings are present.", [F("increased_markings")], ["ambiguous"]),
+    ("Both lungs are clear. No change in the small calcified right upper lobe nodule.",
+     [F("calcified_granuloma", "right")], []),
+])
+def test_hand_check_cases(text, findings, expected):
+    assert types(text, findings) == expected
+
+
+def test_pseudo_negation_states_the_finding():
+    a = audit_report("x", "No change in the large hiatus hernia.", [F("hiatal_hernia", extent="large")])
+    assert a.problems == () and a.unstated == ()
