@@ -134,10 +134,11 @@ def _coded_severity(f: Finding) -> int | None:
 
 
 def _against_findings(ms: list[Mention], sents: list[str], present: list[Finding]) -> list[Problem]:
-    out = []
+    out, seen = [], set()
     for m in ms:
-        if m.polarity == "denied" or not m.kind:
+        if m.polarity == "denied" or not m.kind or (m.sentence, m.kind) in seen:
             continue
+        seen.add((m.sentence, m.kind))   # "scarring or atelectasis in the right base" is one statement
         rel = _related(m, present)
         if m.side and rel and m.kind != "support_device":
             sides = {f.side for f in rel}

@@ -149,7 +149,7 @@ _QUAL = (r"large|larger|significant|sizable|substantial|definite|definitive|conv
          r"moderate or large|moderate|dense")
 _LARGE_NEAR = re.compile(rf"\b({_QUAL})\s+(?:[a-z]+\s+)?$")       # "... pneumothorax or large pleural effusion"
 _FOCAL_NEAR = re.compile(r"\bfocal\s+(?:[a-z]+\s+){0,2}$")
-_LOCATIVE = re.compile(r"\b(?:in|at|within|involving)\s+the\s+(.*)$")
+_LOCATIVE = re.compile(r"\b(?:in|at|within|involving)\s+(?:the\s+)?(.*)$")
 _FOCAL_Q = re.compile(r"\b(no|without)\s+(?:\w+\s+){0,2}focal\b|\bno\s+(?:\w+\s+)?confluent\b")
 _ACUTE_Q = re.compile(r"\b(no|without)\s+(?:\w+\s+)?acute\b")
 NON_FOCAL = re.compile(r"\b(patchy|streaky|interstitial|diffuse|hazy|reticular|reticulonodular|linear|scattered|"
@@ -160,8 +160,9 @@ _PSEUDO = re.compile(r"\b(?:no|without)\s+(?:significant\s+|interval\s+|apprecia
 _OWN_VERB = re.compile(r"\b(is|are|was|were|seen|noted|present|identified|demonstrated)\b")
 _SIZED = re.compile(r"\d\s*(mm|cm)\b")
 CHRONIC = re.compile(r"\b(chronic|old|healed|remote|stable|unchanged|calcified|prior|previous|residual)\b")
-#: clause boundaries inside a sentence; a comma only when a new statement starts after it
-_CLAUSE = re.compile(r";|:|\band\s+(?=there\b)|\bbut\b(?!\s+clear\b)|\bhowever\b|\balthough\b|\bwhereas\b|\bwhile\b|\bwhich\b|\bwith the exception\b|"
+#: clause boundaries inside a sentence; a comma only when a new statement starts after it. Not "which": "opacity in
+#: the left base which may represent atelectasis" keeps its side
+_CLAUSE = re.compile(r";|:|\band\s+(?=there\b)|\bbut\b(?!\s+clear\b)|\bhowever\b|\balthough\b|\bwhereas\b|\bwhile\b|\bwith the exception\b|"
                      r",\s*(?=(?:the|there|a|an|heart|lungs?|mild|moderate|small|large|minimal|stable|unchanged|"
                      r"with|likely|possibly|probably|consistent|and the|and there|and a|and an)\b)")
 
@@ -228,16 +229,21 @@ def clauses(sentence: str) -> list[str]:
     return [c.strip() for c in _CLAUSE.split(sentence.lower()) if c and c.strip()]
 
 
-def _side_zone(text: str, first: bool = False) -> tuple[str | None, str | None]:
-    """Side and zone words of ``text``; ``first``: only the first side word ("the right base compared to the left")."""
-    sides, zones = set(), []
-    for w in _WORD.findall(text):
-        if w in SIDE_WORDS and not (first and sides):
-            sides.add(SIDE_WORDS[w])
-        if w in ZONE_WORDS:
-            zones.append(ZONE_WORDS[w])
-    side = "bilateral" if "bilateral" in sides or {"left", "right"} <= sides else (sides.pop() if sides else None)
-    return side, (zones[0] if zones else None)
+def _side_zone(text: str, first: bool = False, last: bool = False) -> tuple[str | None, str | None]:
+    """Side and zone words of ``text``. ``first`` / ``last``: only the first / last side and zone word ("the
+    right base compared to the left"; "...the left which may be right basilar airspace disease"), unless
+    the text says both sides ("bilateral", "right and left")."""
+    words = _WORD.findall(text)
+    sides = [SIDE_WORDS[w] for w in words if w in SIDE_WORDS]
+    zones = [ZONE_WORDS[w] for w in words if w in ZONE_WORDS]
+    if "bilateral" in sides or re.search(r"\b(right and left|left and right)\b", text):
+        side = "bilateral"
+    elif first or last:
+        side = (sides[0] if first else sides[-1]) if sides else None
+    else:
+        side = "bilateral" if {"left", "right"} <= set(sides) else (sides[0] if sides else None)
+    zone = (zones[-1] if last else zones[0]) if zones else None
+    return side, zone
 
 
 def _severity(words: list[str]) -> tuple[int, ...]:
@@ -269,7 +275,7 @@ def _phrase_mentions(clause: str, sentence: str, i: int, restricted: bool) -> li
         hi = found[j + 1].start() if j + 1 < len(found) else len(clause)
         if concept == "nodule" and re.search(r"\bcalcified\b", clause[lo:m.start()]):
             concept = "granuloma"   # "small calcified right upper lobe nodule"
-        side, zone = _side_zone(clause[lo:m.start()])
+        side, zone = _side_zone(clause[lo:m.start()], last=True)
         if side is None or zone is None:
             s2, z2 = _side_zone(clause[m.end():hi], first=True)
             side, zone = side or s2, zone or z2

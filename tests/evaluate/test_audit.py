@@ -213,3 +213,21 @@ def test_hand_check_cases(text, findings, expected):
 def test_pseudo_negation_states_the_finding():
     a = audit_report("x", "No change in the large hiatus hernia.", [F("hiatal_hernia", extent="large")])
     assert a.problems == () and a.unstated == ()
+
+
+@pytest.mark.parametrize("text", [
+    # each phrase takes its own side: nothing here is on the side the clear lung is
+    "The right lung is clear. Streaky opacity within the left lung base which may represent atelectasis.",
+    "The right lung appears clear. There is minimal patchy atelectasis or early infiltrate in left lung base.",
+    "The left lung is clear. There is slightly increased opacity of the right base compared to the left.",
+])
+def test_sides_of_a_clear_lung(text):
+    assert types(text) == []
+
+
+def test_list_under_one_place_takes_its_side():
+    # "Consolidation, atelectasis ... in the left lower lobe have cleared" denies them on the left only
+    assert types("Consolidation and atelectasis in the left lower lobe have cleared. "
+                 "A patchy infiltrate is present in the right middle lobe.") == []
+    assert types("Consolidation and atelectasis in the left lower lobe have cleared. "
+                 "Consolidation is present in the left lower lobe.") == ["contradiction"]
