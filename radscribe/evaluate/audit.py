@@ -94,8 +94,8 @@ def _contradictions(ms: list[Mention], sents: list[str]) -> list[Problem]:
                 if a.concept in CLEAR_LUNG_DENIES:
                     narrow = a.explained or (d.focal_only and a.non_focal)
                     verdict = "ambiguous" if a.polarity == "hedged" or narrow else "contradiction"
-                elif a.concept in CLEAR_LUNG_AMBIGUOUS:
-                    verdict = "ambiguous"
+                elif a.concept in CLEAR_LUNG_AMBIGUOUS and not d.focal_only:
+                    verdict = "ambiguous"   # "clear of focal airspace disease" says nothing of crowded markings
                 what = "the lungs are clear"
             elif a.concept in DENIES.get(d.concept, ()):
                 what = f"no {d.concept.replace('_', ' ')}"

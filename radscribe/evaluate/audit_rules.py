@@ -33,7 +33,8 @@ PHRASES: dict[str, tuple[str, tuple[str, ...]]] = {
     "scarring": ("atelectasis", ("scarring", "scar", "scars", "fibrotic scarring")),
     "edema": ("edema", ("edema", "oedema", "pulmonary edema", "interstitial edema", "kerley b lines")),
     "congestion": ("edema", ("vascular congestion", "pulmonary vascular congestion", "venous congestion",
-                             "pulmonary congestion", "cephalization")),
+                             "pulmonary congestion", "cephalization", "vascular markings are mildly prominent",
+                             "vascular prominence", "prominence of the central vasculature")),
     "nodule": ("nodule", ("nodule", "nodules", "nodular opacity", "nodular opacities", "nodular density",
                           "nodular densities", "micronodules")),
     "mass": ("mass", ("mass", "masses")),
@@ -49,7 +50,7 @@ PHRASES: dict[str, tuple[str, tuple[str, ...]]] = {
     "cardiomegaly": ("cardiomegaly", ("cardiomegaly", "enlarged heart", "cardiac enlargement",
                                       "enlarged cardiac silhouette", "enlargement of the cardiac silhouette")),
     "emphysema": ("emphysema", ("emphysema", "emphysematous", "hyperinflation", "hyperinflated", "hyperexpanded",
-                                "hyperexpansion", "copd")),
+                                "hyperexpansion", "copd", "hyperaerated", "hyperlucent")),
     "fibrosis": ("fibrosis", ("fibrosis", "fibrotic", "fibrotic changes", "interstitial lung disease")),
     "hilar_enlargement": ("lymphadenopathy", ("hilar enlargement", "enlarged hilum", "enlarged hila",
                                               "hilar prominence", "prominent hilum", "prominent hila",
@@ -59,11 +60,13 @@ PHRASES: dict[str, tuple[str, tuple[str, ...]]] = {
     "hiatal_hernia": ("hiatal_hernia", ("hiatal hernia", "hiatus hernia")),
     "markings": ("increased_markings", ("interstitial markings", "increased markings", "prominent markings",
                                         "bronchovascular markings", "increased lung markings",
-                                        "interstitial lung markings", "interstitial prominence")),
+                                        "interstitial lung markings", "interstitial prominence",
+                                        "bronchovascular crowding", "crowding", "vascular crowding")),
     # read only to tell whether a coded finding is stated (no contradiction rule uses them)
     "calcification": ("calcification", ("calcification", "calcifications", "calcified lymph nodes",
                                         "calcified nodes", "calcified lymph node", "calcified mediastinal lymph",
-                                        "calcified hilar lymph", "calcified mediastinal", "calcified hilar")),
+                                        "calcified hilar lymph", "calcified mediastinal", "calcified hilar",
+                                        "calcified subcarinal")),
     "atherosclerosis": ("atherosclerosis", ("atherosclerosis", "atherosclerotic", "aortic calcification",
                                             "aortic calcifications", "calcified aorta", "vascular calcification",
                                             "vascular calcifications", "calcifications of the aortic",
@@ -77,9 +80,10 @@ PHRASES: dict[str, tuple[str, tuple[str, ...]]] = {
     "hypoinflation": ("hypoinflation", ("low lung volumes", "low lung volume", "hypoinflation", "hypoinflated",
                                         "low volumes", "poor inspiration", "shallow inspiration",
                                         "diminished lung volumes", "decreased lung volumes", "reduced lung volumes",
-                                        "lung volumes are low", "lung volumes are diminished")),
+                                        "lung volumes are low", "lung volumes are diminished", "lower lung volumes")),
     "device": ("support_device", ("support device", "support devices", "pacemaker", "catheter", "sternotomy", "wires", "clips", "tube", "port",
-                                  "stent", "stents", "leads", "picc", "hardware", "fusion", "prosthesis")),
+                                  "stent", "stents", "leads", "picc", "hardware", "fusion", "prosthesis",
+                                  "valve replacement", "central line", "prosthetic")),
     "elevated_diaphragm": ("elevated_diaphragm", ("elevated hemidiaphragm", "hemidiaphragm elevation", "eventration",
                                                   "elevated diaphragm", "elevated right hemidiaphragm",
                                                   "elevated left hemidiaphragm", "elevation of the right hemidiaphragm",
@@ -171,7 +175,7 @@ _HEART = r"(?:heart|heart size|cardiac silhouette|cardiac size|cardiac shadow|ca
          r"cardiac contours?|cardiomediastinal contours?|cardiac and mediastinal contours)"
 STATEMENTS: tuple[tuple[str, re.Pattern], ...] = (
     ("heart_borderline", re.compile(_HEART + r"\b.{0,40}?\b(upper limits? of normal|upper normal|top normal|"
-                                    r"borderline|high normal|upper range of normal)")),
+                                    r"borderline|high normal|upper range of normal|upper limits normal)")),
     ("heart_normal", re.compile(_HEART + r"\b.{0,40}?\b(normal|within normal limits|unremarkable|not enlarged|"
                                 r"negative)\b")),
     ("heart_enlarged", re.compile(_HEART + r"\b(?:\s+\w+){0,4}?\s+(?:is|are|appears?|remains?|)\s*(?:\w+\s+)?"
@@ -322,7 +326,7 @@ def _statement_mentions(clause: str, i: int, restricted: bool) -> list[Mention]:
             out.append(Mention("cardiomegaly", "cardiomegaly", "asserted", None, None, sev, i, clause))
         elif name == "lungs_clear":
             out.append(Mention("clear_lungs", "", "denied", side, None, (), i, clause, restricted=restricted,
-                               focal_only="focal" in m.group(0)))
+                               focal_only=bool(re.search(r"\b(?:clear|free) of (?:\w+ )?focal\b", clause))))
         elif name == "hila_normal":
             out.append(Mention("hilar_enlargement", "lymphadenopathy", "denied", side, None, (), i, clause,
                                restricted=restricted))

@@ -231,3 +231,9 @@ def test_list_under_one_place_takes_its_side():
                  "A patchy infiltrate is present in the right middle lobe.") == []
     assert types("Consolidation and atelectasis in the left lower lobe have cleared. "
                  "Consolidation is present in the left lower lobe.") == ["contradiction"]
+
+
+def test_clear_of_focal_disease_is_narrow():
+    assert types("The lungs are grossly clear of focal airspace disease. "
+                 "The lungs are hypoinflated with central bronchovascular crowding.") == []
+    assert types("The lungs are clear. Bronchovascular crowding is present.") == ["ambiguous"]
