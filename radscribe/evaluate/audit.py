@@ -5,7 +5,8 @@ its own count of contradictions cannot see what the labeler misreads. This audit
 of its own (:mod:`radscribe.evaluate.audit_rules`; neither the labeler nor the guard is called) and lists,
 per report, the problems a radiologist signing it would object to:
 
-``placeholder``    a de-identification placeholder ("XXXX", "[** **]", "___") or an ``<unk>`` token;
+``placeholder``    a de-identification placeholder ("XXXX", "[** **]", "___"), an ``<unk>`` token, or a writer's
+                   stand-in text ("An other finding is seen");
 ``contradiction``  one sentence denies what another states, on a compatible side and zone ("No focal
                    airspace opacity in the right lung base." beside "An opacity is seen in the right lower
                    zone."; "The lungs are clear." beside a stated consolidation);
@@ -15,7 +16,7 @@ per report, the problems a radiologist signing it would object to:
 ``severity``       severity words two or more steps from the coded severity ("small" for a severe one);
 ``numbers``        a size without a unit, an implausible size, a "nodule" over 30 mm, a size that fits no
                    measured finding;
-``stutter``        a word or word pair written twice in a row ("bilateral bilateral").
+``stutter``        a word or word pair written twice in a row ("bilateral bilateral"), or one sentence twice.
 
 Besides the problems, ``unstated`` lists present coded findings (of kinds the audit can read) that no
 sentence states. Findings come from the row's ``findings`` (a list of Finding dicts) or, when a row
@@ -42,6 +43,8 @@ FIELDS = ("generated", "unguarded", "reference")
 
 #: de-identification placeholders: IU X-ray's XXXX (also inside "x-XXXX"), MIMIC's [** **] and ___
 PLACEHOLDER = re.compile(r"(?<![a-wyz])[xX]{3,}(?![a-wyz])|\[\*\*.*?\*\*\]|_{3,}|<unk>", re.IGNORECASE)
+#: what a writer puts where it had no words: the structured writer's "An other finding is seen"
+MACHINE_PLACEHOLDER = re.compile(r"\b(?:an? )?other finding\b|\bunknown finding\b", re.IGNORECASE)
 _STUTTER = re.compile(r"\b([a-z]+(?:\s+[a-z]+)?)\s+\1\b", re.IGNORECASE)
 _STUTTER_OK = {"that", "had", "is"}
 _NUM = r"\d+(?:\.\d+)?"
@@ -210,9 +213,16 @@ def audit_report(rid: str, text: str, findings: Sequence[Finding] | None) -> Rep
     """All problems of one report; checks against findings are skipped when ``findings`` is None."""
     sents = split_sentences(text)
     problems: list[Problem] = []
+    seen: dict[str, str] = {}
     for s in sents:
         for m in PLACEHOLDER.finditer(s):
             problems.append(Problem("placeholder", f"placeholder {m.group(0)!r}", (s,)))
+        for m in MACHINE_PLACEHOLDER.finditer(s):
+            problems.append(Problem("placeholder", f"placeholder text {m.group(0)!r}", (s,)))
+        key = re.sub(r"\W+", " ", s.lower()).strip()
+        if key in seen:
+            problems.append(Problem("stutter", "the same sentence twice", (seen[key], s)))
+        seen.setdefault(key, s)
         for m in _STUTTER.finditer(s):
             if m.group(1).lower() not in _STUTTER_OK and not PLACEHOLDER.search(m.group(1)):
                 problems.append(Problem("stutter", f"{m.group(0)!r}", (s,)))

@@ -237,3 +237,10 @@ def test_clear_of_focal_disease_is_narrow():
     assert types("The lungs are grossly clear of focal airspace disease. "
                  "The lungs are hypoinflated with central bronchovascular crowding.") == []
     assert types("The lungs are clear. Bronchovascular crowding is present.") == ["ambiguous"]
+
+
+def test_repeated_sentence_and_writer_stand_in():
+    assert types("A support device is seen. The heart is normal. A support device is seen.") == ["stutter"]
+    assert types("An other finding is seen on the right.") == ["placeholder"]
+    # an impression that restates a finding in other words is not a repeat
+    assert types("Degenerative change is present. Degenerative change.") == []
