@@ -139,11 +139,12 @@ def _coded_severity(f: Finding) -> int | None:
 def _against_findings(ms: list[Mention], sents: list[str], present: list[Finding]) -> list[Problem]:
     out, seen = [], set()
     for m in ms:
-        if m.polarity == "denied" or not m.kind or (m.sentence, m.kind) in seen:
+        if m.polarity == "denied" or not m.kind:
             continue
-        seen.add((m.sentence, m.kind))   # "scarring or atelectasis in the right base" is one statement
         rel = _related(m, present)
-        if m.side and rel and m.kind != "support_device":
+        # one laterality problem per sentence and kind: "scarring or atelectasis in the right base" is one statement
+        if m.side and rel and m.kind != "support_device" and (m.sentence, m.kind, m.side) not in seen:
+            seen.add((m.sentence, m.kind, m.side))
             sides = {f.side for f in rel}
             ok = (None in sides or m.side in sides or "bilateral" in sides
                   or (m.side == "bilateral" and {"left", "right"} <= sides))
