@@ -7,7 +7,7 @@ TEST_STAMP := $(VENV)/.installed-test
 DEMO_OUT ?= out/demo
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
-.PHONY: setup setup-test demo test bench clean
+.PHONY: setup setup-test system-deps demo test bench clean
 
 # Runtime environment: CPU torch first (a plain `torch` requirement would pull a multi-GB CUDA build).
 $(STAMP): pyproject.toml
@@ -32,7 +32,11 @@ setup-test: $(TEST_STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m radscribe.demo --out $(DEMO_OUT)
 
-test: $(TEST_STAMP)
+# Debian packages some tests use for real (dciodvfy, Orthanc, Chromium); they skip where missing.
+system-deps:
+	bash scripts/system-deps.sh
+
+test: $(TEST_STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -8,13 +8,16 @@ from pathlib import Path
 HERE = Path(__file__).parent
 ORDER = [
     ("io.md", "Reading studies: formats, geometry, recognition"),
+    ("knowledge.md", "Knowledge module: one vocabulary, codes, generated schema"),
     ("nodules.md", "Chest CT: phantom, lung segmentation, nodule candidates"),
     ("analyze.md", "`radscribe analyze`: speed and memory"),
     ("training.md", "Image classifiers: training"),
     ("vision_eval.md", "Image classifiers: test figures, calibration, heatmaps, duplicates, routing, speed"),
+    ("brain_seg.md", "Brain MRI: tumour segmentation and measurement"),
     ("labeler.md", "Report labeler and the evaluation protocol"),
     ("generators.md", "Report generators (structured, baselines, from-scratch decoder)"),
     ("llm.md", "Language model: SmolLM2-135M + LoRA, and the OpenAI-compatible server backend"),
+    ("audit.md", "Second-reader audit of generated reports"),
     ("serve.md", "HTTP API and web page"),
     ("checks.md", "Test suite, CI and demo timings"),
 ]

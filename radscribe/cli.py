@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=Path, help="run folder (default: runs/<name>)")
     t.add_argument("--resume", action="store_true", help="resume from the last checkpoint in the run folder")
     t.add_argument("--overwrite", action="store_true")
+    t.add_argument("--stop-after-epochs", type=int, metavar="N",
+                   help="end this call after N epochs; continue later with --resume (e.g. in the next session)")
 
     e = sub.add_parser("evaluate", help="evaluate a registered model on a data split")
     e.add_argument("--model", required=True)

@@ -1,16 +1,28 @@
 """Typed, frozen results: a :class:`Finding` per abnormality and one :class:`Analysis` per study.
 
-JSON goes through one ``to_dict`` / ``from_dict`` pair; the JSON Schema that documents it ships as
-``radscribe/findings/findings.schema.json`` and every ``findings.json`` written is validated
-against it.
+JSON goes through one ``to_dict`` / ``from_dict`` pair. The JSON Schema that documents it,
+``radscribe/findings/findings.schema.json``, is generated from these classes (the ``Annotated``
+descriptions and bounds below, read by pydantic; :func:`radscribe.findings.schema.build_schema`) and
+every ``findings.json`` written is validated against it.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Annotated, Any, Literal
 
-SCHEMA_VERSION = "1.0"
+from pydantic import Field
+
+SCHEMA_VERSION = "1.1"
+#: Versions a reader accepts: 1.1 added ``Finding.confidence_type`` (optional; 1.0 documents stay valid).
+SCHEMA_VERSIONS = ("1.0", "1.1")
+
+#: What ``Finding.confidence`` is: a probability calibrated on held-out data, or a heuristic score.
+CONFIDENCE_TYPES = ("calibrated_probability", "heuristic_score")
+
+_Box6 = Annotated[tuple[float, ...] | None, Field(min_length=6, max_length=6)]
+_Point3 = Annotated[tuple[float, ...] | None, Field(min_length=3, max_length=3)]
+_Size = Annotated[float | None, Field(ge=0)]
 
 
 def _tuple_or_none(v: Any) -> tuple | None:
@@ -26,25 +38,30 @@ class Finding:
     spacing, else in pixels (``size_unit`` says which).
     """
 
-    kind: str
-    detector: str
-    confidence: float
-    present: bool = True
-    location: str | None = None
-    side: str | None = None
-    long_axis: float | None = None
-    short_axis: float | None = None
-    volume: float | None = None
-    size_unit: str = "mm"
+    kind: Annotated[str, Field(description="finding kind id from radscribe.knowledge (nodule, pneumonia, glioma ...)")]
+    detector: Annotated[str, Field(description="the model or pipeline that made the finding")]
+    confidence: Annotated[float, Field(ge=0, le=1, description="0..1; what it means is in confidence_type")]
+    present: Annotated[bool, Field(description="false for a pertinent negative")] = True
+    location: Annotated[str | None, Field(description="anatomy id from radscribe.knowledge")] = None
+    side: Annotated[str | None, Field(description="laterality (radscribe.knowledge.SIDES)")] = None
+    long_axis: _Size = None
+    short_axis: _Size = None
+    volume: Annotated[float | None, Field(ge=0, description="mm^3 (or voxels when size_unit is px)")] = None
+    size_unit: Annotated[Literal["mm", "px"], Field(description="unit of long_axis / short_axis")] = "mm"
     attributes: dict[str, Any] = field(default_factory=dict)
-    box_voxel: tuple | None = None
-    box_patient: tuple | None = None
-    center_voxel: tuple | None = None
-    center_patient: tuple | None = None
+    box_voxel: Annotated[_Box6, Field(description="(z0, y0, x0, z1, y1, x1), upper bounds exclusive")] = None
+    box_patient: Annotated[_Box6, Field(description="(x0, y0, z0, x1, y1, z1) LPS mm")] = None
+    center_voxel: _Point3 = None
+    center_patient: _Point3 = None
     #: Relative paths (inside the output folder) of overlay / heatmap / mask files.
-    artifacts: dict[str, str] = field(default_factory=dict)
+    artifacts: Annotated[dict[str, str], Field(description="relative paths of overlay / heatmap files")] = \
+        field(default_factory=dict)
     #: Features a later stage can consume (e.g. a false-positive classifier): name -> number.
     features: dict[str, float] = field(default_factory=dict)
+    #: What ``confidence`` is (see :data:`CONFIDENCE_TYPES`); detectors that calibrate say so.
+    confidence_type: Annotated[Literal["calibrated_probability", "heuristic_score"], Field(description=(
+        "calibrated_probability: the probability that the finding is present, calibrated on held-out data; "
+        "heuristic_score: a score in 0..1 that orders findings but is not a probability"))] = "heuristic_score"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -69,16 +86,20 @@ class Finding:
 class StudyInfo:
     """What was analysed, without patient identifiers."""
 
-    source_format: str
-    modality: str
-    body_region: str
-    shape: tuple[int, int, int]
-    spacing_mm: tuple[float, float, float] | None
+    source_format: Annotated[str, Field(description="dicom, dicom-series, dicom-multiframe, nifti, metaimage, nrrd, "
+                                                     "png, jpeg")]
+    modality: Annotated[str, Field(description="DICOM modality code: CT, MR, CR, DX, OT ...")]
+    body_region: Annotated[str, Field(description="body region (radscribe.knowledge.BODY_REGIONS)")]
+    shape: Annotated[tuple[Annotated[int, Field(ge=1)], ...], Field(min_length=3, max_length=3,
+                                                                     description="(z, y, x) voxels")]
+    spacing_mm: Annotated[tuple[Annotated[float, Field(gt=0)], ...] | None, Field(
+        min_length=3, max_length=3, description="(z, y, x) mm; null when the image has no physical spacing")]
     #: How modality / region were decided: "header", "content" or "header+content".
-    recognized_from: str = "header"
+    recognized_from: Literal["header", "content", "header+content", "none", "user"] = "header"
     series_description: str | None = None
-    series_uid_hash: str | None = None
-    n_series_found: int = 1
+    series_uid_hash: Annotated[str | None, Field(
+        description="first 12 hex digits of sha256(SeriesInstanceUID); never the UID itself")] = None
+    n_series_found: Annotated[int, Field(ge=0)] = 1
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,12 +131,17 @@ class Report:
 
 @dataclass(frozen=True)
 class Analysis:
+    """One analysed study: what was read (without patient identifiers), which detectors ran, every finding with
+    its location, size, confidence and geometry, the report text and stage timings. Voxel coordinates are
+    (z, y, x) indices; patient coordinates are DICOM LPS millimetres (x to the patient's left, y posterior,
+    z superior). Sizes are in millimetres when size_unit is 'mm', otherwise in pixels."""
+
     study: StudyInfo
     findings: tuple[Finding, ...]
     report: Report | None = None
     detectors_run: tuple[str, ...] = ()
     #: Wall seconds per stage.
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: Annotated[dict[str, Annotated[float, Field(ge=0)]], Field(alias="timings_s")] = field(default_factory=dict)
     radscribe_version: str = ""
 
     def to_dict(self) -> dict[str, Any]:

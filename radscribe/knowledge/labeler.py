@@ -35,6 +35,10 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from radscribe.knowledge import ontology
+from radscribe.knowledge.cues import (
+    BREAK_PUNCT, CLAUSE_ENDERS, CLAUSE_OPENERS, MODIFIERS, NEG_POST, NEG_PRE, PSEUDO, TERMINATION, UNC_POST,
+    UNC_PRE,
+)
 
 __all__ = ["Mention", "split_sentences", "label_text", "label_report", "positive_kinds", "validate_against_mesh",
            "cli_label_reports"]
@@ -50,70 +54,8 @@ class Mention:
     sentence: str
 
 
-# --- the grammar of negation and uncertainty (domain words live in the ontology) ------------------------
+# --- the grammar of negation and uncertainty (its cue words live in knowledge.cues) -----------------------
 
-NEG_PRE = (
-    "no", "not", "without", "nor", "neither", "no evidence of", "no evidence for", "no signs of", "no sign of",
-    "no radiographic evidence of", "no radiographic signs of", "negative for", "free of", "clear of",
-    "absence of", "absent", "no definite", "no definitive", "no findings of", "no finding of", "no new",
-    "resolution of", "resolved", "no longer", "no convincing", "no visible", "no visualized", "no focal",
-    "no suspicious", "no obvious", "no significant", "no gross", "no apparent", "no acute", "no large",
-    "interval resolution of", "rather than", "removal of", "no residual", "no other", "no evidence",
-    "no xxxx of", "not seen", "none", "free from", "negative", "no displaced", "no definite evidence of",
-    "grossly clear of", "otherwise clear of", "clear of any", "no typical findings of", "no findings to suggest",
-    "no radiographic findings of", "no evidence of any", "no focal areas of", "no areas of",
-)
-NEG_POST = (
-    "is not seen", "are not seen", "not seen", "not identified", "not visualized", "not present",
-    "not evident", "not demonstrated", "not appreciated", "is absent", "are absent", "has resolved",
-    "have resolved", "resolved", "were not seen", "was not seen", "no longer seen", "no longer visualized",
-    "not detected", "not noted", "not visible", "are not identified", "is not identified", "is negative",
-    "has cleared", "have cleared", "not apparent", "is not present", "are not present", "not well seen",
-    "have been removed", "has been removed", "within normal limits", "within limits of normal",
-    "not well-seen", "is not well seen", "is not well-seen",
-)
-UNC_PRE = (
-    "may", "might", "could", "possible", "possibly", "probable", "probably", "likely", "questionable",
-    "question of", "questioned", "suggestive of", "suggest", "suggests", "suggesting", "suggestion of",
-    "suspicious for", "suspicious of", "suspected", "suspect", "concern for", "concerning for", "worrisome for",
-    "cannot exclude", "can not exclude", "cannot rule out", "can not rule out", "rule out", "to rule out",
-    "differential", "differential diagnosis", "versus", "vs", "equivocal", "indeterminate", "uncertain",
-    "presumably", "presumed", "perhaps", "consider", "considered", "could represent", "may represent",
-    "might represent", "favor", "favored", "?", "not excluded", "not ruled out", "difficult to exclude",
-    "cannot be excluded", "can not be excluded", "cannot be ruled out", "potentially", "evaluation for",
-    "assessment for", "evaluate for", "limited evaluation of", "question", "suspicion for", "suspicion of",
-    "correlate clinically for", "clinical correlation for", "correlation for", "may reflect", "could reflect",
-    "history of", "correlate clinically with history of", "rule-out", "to identify", "to exclude",
-    "to evaluate for", "to assess for",
-)
-UNC_POST = (
-    "cannot be excluded", "can not be excluded", "not excluded", "cannot be ruled out", "not ruled out",
-    "is not excluded", "could not be excluded", "is possible", "is questioned", "is suspected",
-    "not entirely excluded", "is likely", "less likely", "unlikely", "is not entirely excluded",
-    "can not be ruled out", "is difficult to exclude", "not completely excluded", "is questionable",
-    "?", "is not ruled out", "are not excluded", "versus", "vs", "would be a consideration", "is a consideration",
-    "is considered", "not excluded", "may not be demonstrated", "may not be visualized", "may not be seen",
-    "may not be apparent",
-)
-PSEUDO = (
-    "no change", "no significant change", "no interval change", "not changed", "no increase", "no decrease",
-    "not only", "without change", "no definite change", "not significantly changed", "no appreciable change",
-    "no significant interval change", "not appreciably changed", "no substantial change", "no further",
-    "not significantly", "no marked change", "no appreciable interval change", "no change in",
-)
-TERMINATION = (
-    "but", "however", "although", "though", "except", "except for", "aside from", "apart from", "other than",
-    "with the exception of", "there is", "there are", "there has been", "there have been", "there was",
-    "yet", "nevertheless", "still", "which", "whereas", "while", "otherwise",
-    "there", "again noted", "is seen", "are seen", "is noted", "are noted", "is present", "are present",
-)
-_BREAK_PUNCT = {";", ":", "(", ")"}
-_CLAUSE_OPENERS = {"the", "a", "an", "this", "these", "it", "with", "stable", "heart", "lungs", "chronic", "old",
-                   "likely", "probably", "consistent", "compatible", "suggesting", "may"}
-# "..., no effusion seen, left hilar calcifications": a comma after these words closes the clause
-_CLAUSE_ENDERS = {"seen", "identified", "noted", "present", "visualized", "demonstrated", "evident", "appreciated"}
-# adjectives that are a finding alone ("calcifications") but only describe the next finding ("calcified granuloma")
-_MODIFIERS = {"calcified", "calcific", "densely calcified", "partially calcified"}
 _NEG_SCOPE = 14      # tokens a pre-negation cue reaches
 _PRED_REACH = 8      # tokens between a statement's subject and predicate
 _ZONE_OF = {"right_upper_lobe": "upper_zone", "left_upper_lobe": "upper_zone", "right_middle_lobe": "middle_zone",
@@ -214,7 +156,7 @@ def _match(tokens: list[str]) -> list[_Item]:
                 i += n
                 break
         else:
-            if tokens[i] in _BREAK_PUNCT or tokens[i] == ",":
+            if tokens[i] in BREAK_PUNCT or tokens[i] == ",":
                 # a comma keeps the next word: ", the heart ..." opens a new clause, ", effusion" does not
                 items.append(_Item(i, i + 1, (("punct", tokens[i]),),
                                    (tokens[i + 1] if i + 1 < len(tokens) else "", tokens[i - 1] if i else "")))
@@ -231,7 +173,7 @@ def _clause_start(items: list[_Item], j: int) -> int:
             return k + 1
         if it.has("punct"):
             p = it.values("punct")[0][0]
-            if p in _BREAK_PUNCT or (p == "," and (it.words[0] in _CLAUSE_OPENERS or it.words[1] in _CLAUSE_ENDERS)):
+            if p in BREAK_PUNCT or (p == "," and (it.words[0] in CLAUSE_OPENERS or it.words[1] in CLAUSE_ENDERS)):
                 return k + 1
     return 0
 
@@ -359,7 +301,7 @@ def _label_sentence(sentence: str) -> list[Mention]:
             found.append((it.start, Mention("normal", st, None, None, None, sentence)))
         if j in used_by_statement:
             continue
-        if " ".join(it.words) in _MODIFIERS and _describes_next(items, j):
+        if " ".join(it.words) in MODIFIERS and _describes_next(items, j):
             continue
         for (kind_id,) in it.values("kind"):
             status = _status(items, j)

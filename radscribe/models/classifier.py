@@ -19,17 +19,20 @@ from radscribe.errors import ConfigError
 class _ClassifierBase(nn.Module):
     target_layer = "features"
 
-    def __init__(self, n_classes: int, class_weights: list[float] | None = None):
+    def __init__(self, n_classes: int, class_weights: list[float] | None = None, label_smoothing: float = 0.0):
         super().__init__()
         self.n_classes = n_classes
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.label_smoothing = float(label_smoothing)
         w = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
         # a buffer is saved in the state dict; keep the weights out of it so checkpoints match the config
         self._class_weights = w
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy (optionally class-weighted) of logits (B, C) against integer labels (B,)."""
+        """Cross-entropy (optionally class-weighted and label-smoothed) of logits (B, C) against labels (B,)."""
         w = self._class_weights.to(logits.device) if self._class_weights is not None else None
-        return F.cross_entropy(logits, target.long(), weight=w)
+        return F.cross_entropy(logits, target.long(), weight=w, label_smoothing=self.label_smoothing)
 
 
 def _load_lite0_imagenet() -> dict[str, torch.Tensor]:
@@ -46,8 +49,8 @@ class EfficientNetLite2D(_ClassifierBase):
     """
 
     def __init__(self, n_classes: int, pretrained: bool = True, dropout: float = 0.2, freeze_blocks: int = 0,
-                 drop_connect: float = 0.0, class_weights: list[float] | None = None):
-        super().__init__(n_classes, class_weights)
+                 drop_connect: float = 0.0, class_weights: list[float] | None = None, label_smoothing: float = 0.0):
+        super().__init__(n_classes, class_weights, label_smoothing)
         from efficientnet_lite_pytorch import EfficientNet
 
         net = EfficientNet.from_name("efficientnet-lite0", dropout_rate=dropout, drop_connect_rate=drop_connect)
@@ -115,8 +118,9 @@ class CNN3D(_ClassifierBase):
     """
 
     def __init__(self, n_classes: int, width: int = 16, depth: int = 4, stem_stride: int = 1, convs: int = 2,
-                 dropout: float = 0.3, class_weights: list[float] | None = None, pretrained: bool = False):
-        super().__init__(n_classes, class_weights)
+                 dropout: float = 0.3, class_weights: list[float] | None = None, pretrained: bool = False,
+                 label_smoothing: float = 0.0):
+        super().__init__(n_classes, class_weights, label_smoothing)
         layers: list[nn.Module] = []
         cin = 1
         if stem_stride > 1:

@@ -28,25 +28,11 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from radscribe.findings.model import Finding
-from radscribe.knowledge.ontology import FINDING_KINDS, STATEMENT_RULES
-
-#: kind asserted by a sentence -> present kinds it may stand for (besides itself). Symmetric groups
-#: of near-synonymous descriptions of the same radiographic picture.
-_GROUPS: tuple[tuple[str, ...], ...] = (
-    ("opacity", "consolidation", "pneumonia", "ground_glass_opacity", "atelectasis", "edema"),
-    ("nodule", "calcified_granuloma", "calcification", "mass"),
-    ("cardiomegaly", "enlarged_cardiomediastinum"),
-    ("fibrosis", "atelectasis", "opacity"),
-    ("effusion", "pleural_thickening"),
-)
-#: One-way extras: "a nodular density" (nodule) is how references describe a coded density (opacity).
-_ONE_WAY: dict[str, tuple[str, ...]] = {"nodule": ("opacity",)}
-COMPATIBLE: dict[str, frozenset[str]] = {}
-for _g in _GROUPS:
-    for _k in _g:
-        COMPATIBLE[_k] = COMPATIBLE.get(_k, frozenset({_k})) | frozenset(_g)
-for _k, _extra in _ONE_WAY.items():
-    COMPATIBLE[_k] = COMPATIBLE.get(_k, frozenset({_k})) | frozenset(_extra)
+from radscribe.knowledge.groups import COMPATIBLE, SIDE_FREE, UNPHRASEABLE
+from radscribe.knowledge.kinds import FINDING_KINDS, STUDY_LEVEL_KINDS
+from radscribe.knowledge.labeler import label_text, split_sentences
+from radscribe.knowledge.statements import STATEMENT_RULES
+from radscribe.report.structured import describe_finding
 
 #: A negation restricted to the rest of an organ ("the lungs are otherwise clear", "no other
 #: opacity") does not deny a finding described elsewhere in the report.
@@ -67,16 +53,6 @@ BORDERLINE_HEART = re.compile(
     r"\b(" + "|".join(sorted({r"[- ]".join(map(re.escape, re.split(r"[- ]", p)))
                                for rule in STATEMENT_RULES if rule.kinds == ("cardiomegaly",)
                                for p in rule.uncertain}, key=len, reverse=True)) + r")\b", re.IGNORECASE)
-#: Kinds whose side a sentence gives unreliably (a device "overlying the left chest, tip in the right
-#: atrium"): their side is not checked.
-SIDE_FREE = frozenset({"support_device"})
-#: Finding kinds the guard cannot phrase as a sentence (MeSH heads without an ontology kind).
-UNPHRASEABLE = frozenset({"other"})
-
-#: Mentions of these kinds are study-level statements, not findings; the guard leaves them alone.
-STUDY_LEVEL = ("normal", "no_finding")
-
-
 @dataclass(frozen=True)
 class GuardResult:
     """The guarded text and what changed: sentences kept, dropped (with the reason) and added."""
@@ -120,7 +96,7 @@ def _side_ok(mention_side: str | None, finding_sides: Sequence[str | None]) -> b
 
 def _judge(mention, present: dict[str, list[Finding]]) -> str | None:
     """Why a mention contradicts the findings, or None when it is consistent."""
-    if mention.kind in STUDY_LEVEL:
+    if mention.kind in STUDY_LEVEL_KINDS:
         return None
     if mention.kind in SIDE_FREE:
         mention = _Unsided(mention.kind, mention.status)
@@ -157,8 +133,6 @@ class _Unsided:
 
 
 def _mentions(sentence: str):
-    from radscribe.knowledge.labeler import label_text
-
     return label_text(sentence)
 
 
@@ -167,9 +141,6 @@ def guard(text: str, findings: Sequence[Finding], *, strict_coverage: bool = Tru
 
     ``strict_coverage=False`` counts a finding as stated by any compatible kind (the rule before
     session 3, kept for the ablation in benchmarks/iu_reports/guard_coverage.py)."""
-    from radscribe.knowledge.labeler import split_sentences
-    from radscribe.report.structured import describe_finding
-
     present: dict[str, list[Finding]] = {}
     for f in findings:
         if f.present:

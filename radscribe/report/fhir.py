@@ -1,9 +1,10 @@
 """FHIR R5 export: one DiagnosticReport with a contained Observation per finding.
 
 The report carries no patient identifiers (radscribe never reads them); a receiving system links it
-to its Patient and ImagingStudy. Sizes use UCUM units (mm, mm3), laterality uses SNOMED CT codes,
-and the finding kind keeps radscribe's knowledge id as a code in radscribe's own code system, with
-the human label as display text.
+to its Patient and ImagingStudy. Every code comes from :mod:`radscribe.knowledge.codes`: the finding
+kind as its SNOMED CT (or DICOM) concept, followed by radscribe's own kind id in radscribe's code system
+(the only coding of a kind without a standard concept); body site and laterality as SNOMED CT; sizes
+in UCUM units (mm, mm3).
 """
 
 from __future__ import annotations
@@ -12,17 +13,21 @@ import base64
 from typing import Any
 
 from radscribe.findings.model import Analysis, Finding
-from radscribe.knowledge.ontology import ANATOMY, FINDING_KINDS
-
-RADSCRIBE_KINDS = "https://radscribe.org/fhir/CodeSystem/finding-kind"
-SNOMED = "http://snomed.info/sct"
-UCUM = "http://unitsofmeasure.org"
-LATERALITY = {"left": ("7771000", "Left"), "right": ("24028007", "Right"), "bilateral": ("51440002", "Right and left")}
+from radscribe.knowledge.descriptors import ANATOMY
+from radscribe.knowledge.codes import LOCAL_URI, anatomy_code, kind_code, side_code, unit_code
+from radscribe.knowledge.kinds import FINDING_KINDS
 
 
 def _quantity(value: float, unit: str) -> dict[str, Any]:
-    code = {"mm": "mm", "mm3": "mm3", "px": "{pixel}", "1": "1"}[unit]
-    return {"value": round(float(value), 3), "unit": unit, "system": UCUM, "code": code}
+    ucum = unit_code(unit)
+    return {"value": round(float(value), 3), "unit": unit, "system": ucum.system, "code": ucum.value}
+
+
+def _kind_concept(kind: str, label: str) -> dict[str, Any]:
+    """The kind's standard coding (when it has one) and radscribe's own id, with the label as text."""
+    coding = [{"system": LOCAL_URI, "code": kind, "display": label}]
+    std = kind_code(kind) if kind in FINDING_KINDS else None
+    return {"coding": ([std.fhir()] if std else []) + coding, "text": label}
 
 
 def _component(text: str, **value: Any) -> dict[str, Any]:
@@ -38,13 +43,15 @@ def finding_observation(f: Finding, obs_id: str) -> dict[str, Any]:
         "status": "preliminary",
         "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
                                   "code": "imaging", "display": "Imaging"}]}],
-        "code": {"coding": [{"system": RADSCRIBE_KINDS, "code": f.kind, "display": label}], "text": label},
+        "code": _kind_concept(f.kind, label),
         "valueCodeableConcept": {"text": "present" if f.present else "absent"},
         "method": {"text": f.detector},
     }
     if f.location in ANATOMY:
-        obs["bodySite"] = {"text": ANATOMY[f.location].label}
-    comps = [_component("confidence", valueQuantity=_quantity(f.confidence, "1"))]
+        site = anatomy_code(f.location)
+        obs["bodySite"] = {"text": ANATOMY[f.location].label, **({"coding": [site[0].fhir()]} if site else {})}
+    comps = [_component("confidence", valueQuantity=_quantity(f.confidence, "1")),
+             _component("confidence type", valueString=f.confidence_type)]
     unit = "mm" if f.size_unit == "mm" else "px"
     if f.long_axis is not None:
         comps.append(_component("long axis diameter", valueQuantity=_quantity(f.long_axis, unit)))
@@ -52,10 +59,9 @@ def finding_observation(f: Finding, obs_id: str) -> dict[str, Any]:
         comps.append(_component("short axis diameter", valueQuantity=_quantity(f.short_axis, unit)))
     if f.volume is not None and unit == "mm":
         comps.append(_component("volume", valueQuantity=_quantity(f.volume, "mm3")))
-    if f.side in LATERALITY:
-        code, display = LATERALITY[f.side]
-        comps.append(_component("laterality", valueCodeableConcept={
-            "coding": [{"system": SNOMED, "code": code, "display": display}], "text": f.side}))
+    side = side_code(f.side)
+    if side is not None:
+        comps.append(_component("laterality", valueCodeableConcept={"coding": [side.fhir()], "text": f.side}))
     for name, value in sorted(f.attributes.items()):
         if isinstance(value, (str, int, float, bool)):
             comps.append(_component(name, valueString=str(value)))

@@ -4,7 +4,10 @@ Written only for DICOM inputs, because an SR belongs to the study it describes: 
 patient and study identifiers from the source series (that is what lets a PACS file it with the
 images), references every source instance as evidence, and carries one planar ROI per finding with a
 box drawn on the finding's key slice in patient coordinates (LPS mm), the long/short axis and volume
-as coded measurements, the finding site with laterality, and the detector's confidence.
+as coded measurements (UCUM units), the finding site with laterality, and the detector's confidence as
+DICOM's "Certainty of Finding" (percent). Every concept comes from :mod:`radscribe.knowledge.codes`:
+standard SNOMED CT / DICOM / LOINC codes, and radscribe's local scheme (``99RADSCRIBE``) only for a
+finding kind that has no standard concept.
 
 Unlike ``findings.json`` (which never holds identifiers), ``report.sr.dcm`` therefore contains the
 same patient identifiers as the source study.
@@ -12,6 +15,7 @@ same patient identifiers as the source study.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,20 +32,23 @@ from pydicom.sr.codedict import codes
 
 from radscribe import __version__
 from radscribe.findings.model import Analysis, Finding
-from radscribe.knowledge.ontology import ANATOMY, ATTRIBUTE_WORDS, FINDING_KINDS
+from radscribe.io.dicom import group_series
+from radscribe.knowledge import codes as kc
+from radscribe.knowledge.descriptors import ATTRIBUTE_WORDS
+from radscribe.knowledge.kinds import FINDING_KINDS
 
-#: Private coding scheme for radscribe's own concepts (DICOM PS3.16 allows 99-prefixed local schemes).
-SCHEME = "99RADSCRIBE"
-_CONFIDENCE = CodedConcept("RS0001", SCHEME, "Detector confidence")
-_DENSITY = CodedConcept("RS0002", SCHEME, "Density")
-_FINDING_TYPES = {"nodule": codes.SCT.Nodule, "mass": codes.SCT.Mass}
-_SIDES = {"left": codes.SCT.Left, "right": codes.SCT.Right}
+#: Type 2 attributes (present, possibly empty) of the modules highdicom copies from the source series:
+#: Patient (PS3.3 C.7.1.1) and General Study (C.7.2.1). De-identification tools often delete them.
+TYPE2_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+                "ReferringPhysicianName", "StudyID", "AccessionNumber")
+
+
+def _cc(code: kc.Code) -> CodedConcept:
+    return CodedConcept(code.value, code.scheme, code.meaning)
 
 
 def series_evidence(path: Path, uid_hash: str | None) -> list[Dataset]:
     """Headers (no pixels) of the analysed series: the SR's evidence and identifier source."""
-    from radscribe.io.dicom import group_series
-
     path = Path(path)
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     series, _ = group_series(files)
@@ -49,12 +56,37 @@ def series_evidence(path: Path, uid_hash: str | None) -> list[Dataset]:
     return [] if chosen is None else [ds for _, ds in chosen.headers]
 
 
+def _with_type2(evidence: Sequence[Dataset]) -> list[Dataset]:
+    """The evidence, with every missing type 2 patient/study attribute added empty (as PS3.3 allows).
+
+    The caller's datasets are not changed: a dataset that lacks one is copied first."""
+    out = []
+    for ds in evidence:
+        missing = [k for k in TYPE2_COPIED if k not in ds]
+        if missing:
+            ds = copy.deepcopy(ds)
+            for k in missing:
+                setattr(ds, k, None)
+        out.append(ds)
+    return out
+
+
 def _finding_type(f: Finding) -> CodedConcept:
-    code = _FINDING_TYPES.get(f.kind)
+    """The kind's standard concept; radscribe's local scheme only for a kind without one."""
+    code = kc.KIND_CODES.get(f.kind)
     if code is not None:
-        return code
+        return _cc(code)
     k = FINDING_KINDS.get(f.kind)
-    return CodedConcept(f"RSK-{f.kind}"[:16], SCHEME, k.label if k else f.kind)
+    return CodedConcept(f"RSK-{f.kind}"[:16], kc.LOCAL_SCHEME, k.label if k else f.kind)
+
+
+def _finding_sites(f: Finding) -> list[FindingSite]:
+    site = kc.anatomy_code(f.location)
+    if site is None:
+        return []
+    concept, implied_side = site
+    side = kc.side_code(implied_side or f.side)
+    return [FindingSite(anatomic_location=_cc(concept), laterality=_cc(side) if side else None)]
 
 
 def _roi(f: Finding, i: int, frame_of_reference: str) -> PlanarROIMeasurementsAndQualitativeEvaluations:
@@ -64,30 +96,24 @@ def _roi(f: Finding, i: int, frame_of_reference: str) -> PlanarROIMeasurementsAn
     region = ImageRegion3D(graphic_type=hd.sr.GraphicTypeValues3D.POLYGON, graphic_data=polygon,
                            frame_of_reference_uid=frame_of_reference)
     algorithm = AlgorithmIdentification(name=f"radscribe {f.detector}", version=__version__)
-    measurements = [Measurement(name=_CONFIDENCE, value=float(f.confidence), unit=codes.UCUM.NoUnits,
-                                algorithm_id=algorithm)]
+    measurements = [Measurement(name=_cc(kc.CERTAINTY_OF_FINDING), value=round(100.0 * float(f.confidence), 4),
+                                unit=_cc(kc.unit_code("%")), algorithm_id=algorithm)]
     if f.size_unit == "mm":
-        if f.long_axis is not None:
-            measurements.append(Measurement(name=codes.SCT.LongAxis, value=float(f.long_axis),
-                                            unit=codes.UCUM.Millimeter, algorithm_id=algorithm))
-        if f.short_axis is not None:
-            measurements.append(Measurement(name=codes.SCT.ShortAxis, value=float(f.short_axis),
-                                            unit=codes.UCUM.Millimeter, algorithm_id=algorithm))
-        if f.volume is not None:
-            measurements.append(Measurement(name=codes.SCT.Volume, value=float(f.volume),
-                                            unit=codes.UCUM.CubicMillimeter, algorithm_id=algorithm))
+        for name, value, unit in ((kc.LONG_AXIS, f.long_axis, "mm"), (kc.SHORT_AXIS, f.short_axis, "mm"),
+                                  (kc.VOLUME, f.volume, "mm3")):
+            if value is not None:
+                measurements.append(Measurement(name=_cc(name), value=float(value), unit=_cc(kc.unit_code(unit)),
+                                                algorithm_id=algorithm))
     evaluations = []
     density = f.attributes.get("density")
-    if density:
-        evaluations.append(QualitativeEvaluation(
-            _DENSITY, CodedConcept(f"RSD-{density}"[:16], SCHEME, ATTRIBUTE_WORDS.get(density, density))))
-    sites = []
-    if f.location in ANATOMY and ANATOMY[f.location].region == "chest" and f.kind in ("nodule", "mass"):
-        sites.append(FindingSite(anatomic_location=codes.SCT.Lung, laterality=_SIDES.get(f.side or "")))
+    words = f" ({ATTRIBUTE_WORDS.get(density, density)})" if density else ""
+    if density in kc.ATTRIBUTE_CODES:   # densities without a standard concept stay in the identifier text
+        evaluations.append(QualitativeEvaluation(_cc(kc.LESION_DENSITY), _cc(kc.ATTRIBUTE_CODES[density])))
     return PlanarROIMeasurementsAndQualitativeEvaluations(
-        tracking_identifier=TrackingIdentifier(uid=hd.UID(), identifier=f"finding {i + 1}"),
+        tracking_identifier=TrackingIdentifier(uid=hd.UID(), identifier=f"finding {i + 1}{words}"[:64]),
         referenced_region=region, finding_type=_finding_type(f), algorithm_id=algorithm,
-        finding_sites=sites or None, measurements=measurements, qualitative_evaluations=evaluations or None,
+        finding_sites=_finding_sites(f) or None, measurements=measurements,
+        qualitative_evaluations=evaluations or None,
     )
 
 
@@ -97,18 +123,23 @@ def _study_level_negative(analysis: Analysis) -> MeasurementsAndQualitativeEvalu
     TID 1500 needs at least one measurement group, and "looked and found none" is itself the result.
     """
     looked = ", ".join(analysis.detectors_run) or "no applicable detector"
-    result = CodedConcept("RS0004", SCHEME, "No localised finding detected")
     return MeasurementsAndQualitativeEvaluations(
         tracking_identifier=TrackingIdentifier(uid=hd.UID(), identifier="study-level assessment"),
         algorithm_id=AlgorithmIdentification(name=f"radscribe ({looked})"[:64], version=__version__),
-        qualitative_evaluations=[QualitativeEvaluation(CodedConcept("RS0003", SCHEME, "Assessment"), result)],
+        qualitative_evaluations=[QualitativeEvaluation(_cc(kc.SUMMARY_OF_DETECTIONS),
+                                                       _cc(kc.ALL_SUCCEEDED_WITHOUT_FINDINGS))],
     )
 
 
 def build_sr(analysis: Analysis, evidence: Sequence[Dataset]) -> Dataset:
-    """A Comprehensive 3D SR holding every present finding that has a patient-space box."""
+    """A Comprehensive 3D SR holding every present finding that has a patient-space box.
+
+    Type 2 patient/study attributes missing from the source (as after de-identification) are written
+    present and empty; the caller's datasets are left unchanged.
+    """
     if not evidence:
         raise ValueError("an SR needs the source series' headers as evidence")
+    evidence = _with_type2(evidence)
     frame_of_reference = str(evidence[0].get("FrameOfReferenceUID", "") or "")
     rois = [_roi(f, i, frame_of_reference) for i, f in enumerate(analysis.findings)
             if f.present and f.box_patient is not None and frame_of_reference]
@@ -118,8 +149,7 @@ def build_sr(analysis: Analysis, evidence: Sequence[Dataset]) -> Dataset:
             uid=hd.UID(), name="radscribe", manufacturer_name="radscribe", model_name=__version__))
     report = MeasurementReport(
         observation_context=ObservationContext(observer_device_context=observer),
-        procedure_reported=codes.LN.CTUnspecifiedBodyRegion if analysis.study.modality == "CT"
-        else CodedConcept("RS-PROC", SCHEME, f"{analysis.study.modality} imaging"),
+        procedure_reported=_cc(kc.procedure_code(analysis.study.modality)),
         imaging_measurements=rois or [_study_level_negative(analysis)],
     )
     sr = Comprehensive3DSR(

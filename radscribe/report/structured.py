@@ -18,22 +18,11 @@ from collections.abc import Sequence
 
 from radscribe.findings.model import Finding, Report, StudyInfo
 from radscribe.knowledge.fleischner import APPLICABILITY, recommend
-from radscribe.knowledge.ontology import ANATOMY, ATTRIBUTE_WORDS, FINDING_KINDS
+from radscribe.knowledge.descriptors import ANATOMY, ATTRIBUTE_WORDS
+from radscribe.knowledge.groups import CHEST_SYSTEMS
+from radscribe.knowledge.kinds import FINDING_KINDS, STUDY_LEVEL_KINDS
 
 WRITER_NAME = "structured"
-
-# Chest systems in reading order: (system, kinds, normal sentence when no kind of it is present).
-CHEST_SYSTEMS: tuple[tuple[str, tuple[str, ...], str], ...] = (
-    ("lungs", ("consolidation", "pneumonia", "opacity", "ground_glass_opacity", "atelectasis", "edema",
-               "nodule", "mass", "calcified_granuloma", "emphysema", "fibrosis"),
-     "The lungs are clear, without focal consolidation."),
-    ("pleura", ("effusion", "pneumothorax", "pleural_thickening"), "No pleural effusion or pneumothorax."),
-    ("heart", ("cardiomegaly", "enlarged_cardiomediastinum", "lymphadenopathy", "hiatal_hernia"),
-     "The heart size and mediastinal contours are within normal limits."),
-    ("aorta", ("tortuous_aorta",), ""),  # "mediastinal contours within normal limits" stays true beside it
-    ("bones", ("fracture", "degenerative_change", "calcification"), "No acute bony abnormality."),
-    ("devices", ("support_device",), ""),
-)
 
 #: Findings read from text (MeSH coding, the clinical indication) rather than made by a model from the
 #: image: they carry no meaningful confidence, so the text does not quote one.
@@ -152,7 +141,7 @@ def _nodule_recommendation(nodules: Sequence[Finding]) -> str | None:
 def _negative_sentence(f: Finding) -> str:
     k = FINDING_KINDS.get(f.kind)
     label = k.label if k else f.kind.replace("_", " ")
-    if f.kind in ("normal", "no_finding"):
+    if f.kind in STUDY_LEVEL_KINDS:
         return f"No abnormality identified by {f.detector} (confidence {f.confidence:.2f} normal)."
     return f"No {label} identified (confidence {f.confidence:.2f} normal, {f.detector})."
 

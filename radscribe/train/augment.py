@@ -5,6 +5,8 @@ which is what keeps augmentation cheap on a 2-core CPU; 3D uses MONAI's RandFlip
 
 * ``cxr``: rotation +-7 deg, scale 0.9-1.1, shift +-6 %, brightness/contrast; never a horizontal
   flip (the heart and the side of a finding depend on it).
+* ``cxr-gamma``: as ``cxr`` with a wider affine (rotation +-10 deg, scale 0.85-1.15, shift +-8 %,
+  contrast +-20 %) and a random gamma 0.7-1.4 (log-uniform).
 * ``mri``: left-right flip, rotation +-15 deg, scale 0.9-1.1, shift +-6 %, brightness/contrast.
 * ``ct``: rotation +-8 deg, scale 0.92-1.08, shift +-5 %, mild brightness/contrast.
 * ``3d``: flips on every axis and 90-degree rotations.
@@ -21,9 +23,12 @@ from radscribe.data.datasets import IMAGENET_MEAN, IMAGENET_STD
 
 _AFFINE = {  # rotation deg, scale range, shift fraction, brightness, contrast, lr flip
     "cxr": (7.0, (0.9, 1.1), 0.06, 0.10, 0.15, False),
+    "cxr-gamma": (10.0, (0.85, 1.15), 0.08, 0.10, 0.20, False),
     "mri": (15.0, (0.9, 1.1), 0.06, 0.10, 0.15, True),
     "ct": (8.0, (0.92, 1.08), 0.05, 0.05, 0.10, False),
 }
+#: Kinds that also get a random gamma (exposure / processing differences between X-ray sites).
+_GAMMA = {"cxr-gamma": (0.7, 1.4)}
 
 
 def _u(g: torch.Generator, n: int, lo: float, hi: float) -> torch.Tensor:
@@ -48,7 +53,12 @@ def augment_2d(x: torch.Tensor, kind: str, g: torch.Generator) -> torch.Tensor:
     c = _u(g, b, 1 - contrast, 1 + contrast).view(b, 1, 1, 1)
     m = x.mean(dim=(1, 2, 3), keepdim=True)
     x = (x - m) * c + m + _u(g, b, -bright, bright).view(b, 1, 1, 1)
-    return x.clamp(0, 1)
+    x = x.clamp(0, 1)
+    if kind in _GAMMA:  # log-uniform gamma, so brighter and darker renderings are equally likely
+        lo, hi = _GAMMA[kind]
+        gamma = torch.exp(_u(g, b, math.log(lo), math.log(hi))).view(b, 1, 1, 1)
+        x = x.clamp_min(1e-6) ** gamma
+    return x
 
 
 def augment_3d(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:

@@ -26,7 +26,7 @@ class DataConfig(BaseModel):
     input_size: int = Field(ge=16, le=512)
     #: Fraction of each class of the training folder held out for validation (folder format only).
     val_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
-    augment: Literal["none", "cxr", "mri", "ct", "3d"] = "none"
+    augment: Literal["none", "cxr", "cxr-gamma", "mri", "ct", "3d"] = "none"
     #: Folder format: drop training files byte-identical to a test file or repeated within training.
     dedupe: bool = True
     #: How val is carved from the training folder: "random" (stratified by class), "block" (one
@@ -85,6 +85,9 @@ class TrainConfig(BaseModel):
     cache_views: int = Field(default=0, ge=0, le=16)
     #: Evaluate the selected checkpoint once on the official test split at the end.
     eval_test: bool = True
+    #: Exponential moving average of the weights (decay per optimizer step); 0 = off. When on,
+    #: validation, checkpoint selection and the exported weights use the averaged model.
+    ema_decay: float = Field(default=0.0, ge=0.0, lt=1.0)
 
 
 class RunConfig(BaseModel):

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from radscribe.errors import ConfigError, OutputExistsError
+from radscribe.train import distributed as dd
 from radscribe.train.config import RunConfig, TrainConfig, dump_config, load_config
 
 Transform = Callable[[torch.Tensor, torch.Generator, bool], torch.Tensor]
@@ -168,26 +169,48 @@ class _FeatureCache:
         return len(self.labels)
 
 
+def _make_ema(model: nn.Module, decay: float) -> Any:
+    """An exponential moving average of ``model`` (parameters and BatchNorm buffers), or None when off."""
+    if not decay:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
 def fit(model: nn.Module, train_ds: Any, val_ds: Any, tcfg: TrainConfig, run_dir: Path,
-        transform: Transform = _identity, seed: int = 0, resume: bool = False, progress: bool = True) -> FitResult:
+        transform: Transform = _identity, seed: int = 0, resume: bool = False, progress: bool = True,
+        stop_after: int | None = None) -> FitResult:
     """Train ``model`` on ``train_ds`` (items (x, y)), select the epoch by ``tcfg.monitor`` on ``val_ds``.
 
     Writes checkpoints and history into ``run_dir``; ``resume=True`` continues from
-    ``run_dir/last_state.pt``. Returns the best epoch (1-based) and its score."""
+    ``run_dir/last_state.pt``; ``stop_after=N`` ends this call after N epochs (the run is then
+    continued later with ``resume=True``, e.g. in the next session). Under ``torchrun`` the ranks
+    train data-parallel (:mod:`radscribe.train.distributed`). Returns the best epoch (1-based)
+    and its score."""
     threads = torch.get_num_threads()
     torch.set_num_threads(tcfg.num_threads)
     try:
-        return _fit(model, train_ds, val_ds, tcfg, Path(run_dir), transform, seed, resume, progress)
+        return _fit(model, train_ds, val_ds, tcfg, Path(run_dir), transform, seed, resume, progress, stop_after)
     finally:
         torch.set_num_threads(threads)
 
 
 def _fit(model: nn.Module, train_ds: Any, val_ds: Any, tcfg: TrainConfig, run_dir: Path, transform: Transform,
-         seed: int, resume: bool, progress: bool) -> FitResult:
+         seed: int, resume: bool, progress: bool, stop_after: int | None = None) -> FitResult:
     from tqdm import tqdm
 
-    run_dir.mkdir(parents=True, exist_ok=True)
+    rank, size = dd.world()
+    progress = progress and rank == 0
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    dd.barrier()
     cached = tcfg.cache_views > 0
+    if cached and size > 1:
+        raise ConfigError("train.cache_views is not supported under torchrun (several processes)")
+    if cached and tcfg.ema_decay:
+        raise ConfigError("train.ema_decay is not supported with train.cache_views (the head is trained on cached "
+                          "features); use one or the other")
     if cached:
         if not hasattr(model, "frozen_forward") or not getattr(model, "freeze_blocks", 0):
             raise ConfigError("train.cache_views needs a model with frozen blocks (model.freeze_blocks > 0)")
@@ -197,20 +220,26 @@ def _fit(model: nn.Module, train_ds: Any, val_ds: Any, tcfg: TrainConfig, run_di
         cache_seconds = time.time() - t_cache
         forward, transform = model.head_forward, _identity
     else:
-        forward, cache_seconds = model, 0.0
+        forward, cache_seconds = dd.wrap(model), 0.0
     n = len(train_ds)
     bs = min(tcfg.batch_size, n)
-    steps = n // bs if n % bs < 2 else n // bs + 1  # never a last batch of 1 (BatchNorm)
+    steps = n // bs if n % bs < 2 * size else n // bs + 1  # never a (per-rank) last batch of 1 (BatchNorm)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(tcfg, steps))
     start, best_score, best_epoch, bad, history = 1, -math.inf, 0, 0, []
     state_file = run_dir / "last_state.pt"
+    ema = _make_ema(model, tcfg.ema_decay)
     if resume:
         if not state_file.is_file() or not (run_dir / "last.safetensors").is_file():
             raise ConfigError(f"--resume: no checkpoint (last.safetensors + last_state.pt) in {run_dir}")
         st = torch.load(state_file, map_location="cpu", weights_only=False)
         load_weights(model, run_dir / "last.safetensors")
+        if ema is not None:
+            if not (run_dir / "last_ema.safetensors").is_file():
+                raise ConfigError(f"--resume: train.ema_decay is set but {run_dir} has no last_ema.safetensors")
+            load_weights(ema.module, run_dir / "last_ema.safetensors")
+            ema.n_averaged.fill_(int(st.get("ema_n_averaged", 1)))
         opt.load_state_dict(st["optimizer"])
         sched.load_state_dict(st["scheduler"])
         start, best_score, best_epoch, bad, history = (st["epoch"] + 1, st["best_score"], st["best_epoch"],
@@ -220,40 +249,48 @@ def _fit(model: nn.Module, train_ds: Any, val_ds: Any, tcfg: TrainConfig, run_di
     stopped = False
     epoch = start - 1
     n_val = len(val_ds)
-    for epoch in range(start, tcfg.epochs + 1):
+    last_epoch = tcfg.epochs if stop_after is None else min(tcfg.epochs, start - 1 + stop_after)
+    for epoch in range(start, last_epoch + 1):
         t0 = time.time()
-        torch.manual_seed(seed * 1009 + epoch)  # dropout / drop-connect
-        g = torch.Generator().manual_seed(seed * 7919 + epoch)
+        torch.manual_seed(seed * 1009 + epoch + 7 * rank)  # dropout / drop-connect
+        g = torch.Generator().manual_seed(seed * 7919 + epoch)  # the permutation: the same on every rank
+        g_aug = g if size == 1 else torch.Generator().manual_seed((seed * 7919 + epoch) * 31 + rank)
         order = torch.randperm(n, generator=g).numpy()
         model.train()
         tot, seen, correct = 0.0, 0, 0
         bar = tqdm(range(steps), desc=f"epoch {epoch}/{tcfg.epochs}", disable=not progress, leave=False,
                    file=sys.stderr)
         for s in bar:
-            idx = order[s * bs: (s + 1) * bs]
+            idx = dd.shard(order[s * bs: (s + 1) * bs], rank, size)
             if cached:
                 view = torch.randint(0, train_ds.views, (1,), generator=g).item()
                 x, y = train_ds.feats[view, idx].float(), torch.from_numpy(train_ds.labels[idx])
             else:
                 x, y = _batch(train_ds, idx)
-            logits = forward(transform(x, g, True))
+            logits = forward(transform(x, g_aug, True))
             loss = model.loss(logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
             tot += loss.item() * len(y)
             seen += len(y)
             correct += int((logits.argmax(1) == y).sum())
             bar.set_postfix(loss=f"{tot / seen:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
         train_s = time.time() - t0
+        tot, seen, correct = dd.sum_all(tot, seen, correct)
+        dd.sync_buffers(model)
+        if ema is not None:
+            dd.sync_buffers(ema.module)
         if cached:
             model.eval()
             with torch.no_grad():
                 vl = torch.cat([forward(val_ds.feats[0, i: i + 256].float()) for i in range(0, n_val, 256)]).numpy()
             vy = val_ds.labels
         else:
-            vl, vy = predict_logits(model, val_ds, transform, batch_size=max(bs, 64))
+            vl, vy = predict_logits(model if ema is None else ema.module, val_ds, transform, batch_size=max(bs, 64))
         vm = classification_metrics(vl, vy)
         score = _score(vm, tcfg.monitor)
         improved = score > best_score
@@ -263,16 +300,23 @@ def _fit(model: nn.Module, train_ds: Any, val_ds: Any, tcfg: TrainConfig, run_di
                "cache_seconds": round(cache_seconds if epoch == start else 0.0, 1),
                "best": improved}
         history.append(row)
+        selected = model if ema is None else ema.module  # what validation scored is what gets saved
         if improved:
             best_score, best_epoch, bad = score, epoch, 0
-            _save_weights(model, run_dir / "best.safetensors")
         else:
             bad += 1
-        _save_weights(model, run_dir / "last.safetensors")
-        torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch,
-                    "best_score": best_score, "best_epoch": best_epoch, "bad_epochs": bad, "history": history},
-                   state_file)
-        _write_history(run_dir, history)
+        if rank == 0:  # every rank holds the same model; one writes
+            if improved:
+                _save_weights(selected, run_dir / "best.safetensors")
+            _save_weights(model, run_dir / "last.safetensors")
+            if ema is not None:
+                _save_weights(ema.module, run_dir / "last_ema.safetensors")
+            torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch,
+                        "best_score": best_score, "best_epoch": best_epoch, "bad_epochs": bad, "history": history,
+                        "ema_n_averaged": int(ema.n_averaged) if ema is not None else 0},
+                       state_file)
+            _write_history(run_dir, history)
+        dd.barrier()
         if progress:
             print(f"epoch {epoch}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | val loss "
                   f"{vm['loss']:.4f} acc {vm['acc']:.4f} auc {vm['auc']:.4f} | {row['epoch_seconds']:.0f} s"
@@ -326,7 +370,19 @@ def export_weights(cfg: RunConfig, run_dir: Path, weights_dir: Path) -> None:
 
 
 def cli_train(args: Any) -> int:
-    """``radscribe train CONFIG``: validate, train, select on val, calibrate on val, test once, export."""
+    """``radscribe train CONFIG``: validate, train, select on val, calibrate on val, test once, export.
+
+    Under ``torchrun`` (WORLD_SIZE > 1) every process joins one group and trains data-parallel; rank 0
+    alone writes the run folder, evaluates and exports."""
+    joined = dd.init_from_env()
+    try:
+        return _cli_train(args)
+    finally:
+        if joined:
+            dd.shutdown()
+
+
+def _cli_train(args: Any) -> int:
     from radscribe.data.datasets import CachedDataset  # noqa: F401  (fail early if data deps are missing)
     from radscribe.evaluate.calibration import calibration_summary
     from radscribe.models.registry import _SPECS
@@ -335,12 +391,17 @@ def cli_train(args: Any) -> int:
     cfg = load_config(args.config)
     cfg = cfg.model_copy(update={"command": _command(args)})
     run_dir = Path(args.out) if getattr(args, "out", None) else Path("runs") / cfg.name
+    main = dd.is_main()
     if run_dir.exists() and any(run_dir.iterdir()) and not args.resume:
         if not args.overwrite:
             raise OutputExistsError(f"run folder {run_dir} exists; pass --resume to continue or --overwrite")
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(dump_config(cfg))
+        dd.barrier()  # every rank has looked before rank 0 deletes
+        if main:
+            shutil.rmtree(run_dir)
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(dump_config(cfg))
+    dd.barrier()
     t0 = time.time()
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.train.num_threads)
@@ -351,7 +412,15 @@ def cli_train(args: Any) -> int:
     dims = 3 if cfg.model.arch == "cnn3d" else 2
     transform = make_batch_transform(cfg.data.augment, dims)
     model = build_from_config(cfg)
-    res = fit(model, data["train"], data["val"], cfg.train, run_dir, transform, cfg.seed, args.resume)
+    stop_after = getattr(args, "stop_after_epochs", None)
+    res = fit(model, data["train"], data["val"], cfg.train, run_dir, transform, cfg.seed, args.resume,
+              stop_after=stop_after)
+    if not main:
+        return 0
+    if stop_after is not None and res.epochs_run < cfg.train.epochs and not res.stopped_early:
+        print(f"stopped after epoch {res.epochs_run} of {cfg.train.epochs} (--stop-after-epochs); continue with "
+              f"`radscribe train {args.config} --out {run_dir} --resume`", file=sys.stderr)
+        return 0
     load_weights(model, run_dir / "best.safetensors")
     vl, vy = predict_logits(model, data["val"], transform)
     val = classification_metrics(vl, vy)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from radscribe.data.iu_xray import mesh_to_findings
-from radscribe.report.consistency import COMPATIBLE, guard
+from radscribe.knowledge.groups import COMPATIBLE
+from radscribe.report.consistency import guard
 
 # real IU X-ray reports (R2Gen references) with the MeSH coding of their own study
 SCARRING = ("The heart is normal in size. The mediastinum is unremarkable. There is XXXX biapical scarring. "

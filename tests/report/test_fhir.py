@@ -25,6 +25,33 @@ def test_diagnostic_report_is_valid_r5_and_complete():
     assert comps["long axis diameter"]["valueQuantity"] == {"value": 9.0, "unit": "mm", "system": "http://unitsofmeasure.org", "code": "mm"}
     assert comps["laterality"]["valueCodeableConcept"]["coding"][0]["code"] == "7771000"  # SNOMED left
     assert comps["density"]["valueString"] == "part_solid"
+    assert comps["confidence type"]["valueString"] == "heuristic_score"
     assert obs["bodySite"]["text"] == "left upper lobe"
     assert doc["contained"][1]["valueCodeableConcept"]["text"] == "absent"
     assert base64.b64decode(doc["presentedForm"][0]["data"]).decode() == "# report\n"
+
+
+def test_kinds_carry_their_standard_code_and_radscribe_id():
+    from radscribe.knowledge.codes import KIND_CODES, LOCAL_URI
+    from radscribe.knowledge.kinds import FINDING_KINDS
+
+    findings = tuple(Finding(kind=k, detector="t", confidence=0.5, side="bilateral", location="right_lower_lobe")
+                     for k in FINDING_KINDS)
+    a = Analysis(study=StudyInfo("dicom", "DX", "chest", (1, 64, 64), None), findings=findings)
+    doc = to_fhir(a, "")
+    DiagnosticReport.model_validate(doc)
+    for f, obs in zip(findings, doc["contained"]):
+        codings = obs["code"]["coding"]
+        std = KIND_CODES[f.kind]
+        assert codings[-1] == {"system": LOCAL_URI, "code": f.kind, "display": FINDING_KINDS[f.kind].label}
+        if std is None:
+            assert len(codings) == 1
+        else:
+            assert codings[0] == {"system": std.system, "code": std.value, "display": std.meaning}
+        assert obs["bodySite"]["coding"] == [{"system": "http://snomed.info/sct", "code": "90572001",
+                                              "display": "Lower lobe of lung"}]
+        lat = next(c for c in obs["component"] if c["code"]["text"] == "laterality")
+        assert lat["valueCodeableConcept"]["coding"][0] == {"system": "http://snomed.info/sct", "code": "51440002",
+                                                            "display": "Right and left"}
+    nodule = doc["contained"][0]["code"]["coding"][0]
+    assert (nodule["system"], nodule["code"]) == ("http://snomed.info/sct", "27925004")

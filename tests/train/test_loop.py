@@ -109,6 +109,56 @@ def test_resume_continues_from_the_saved_epoch(tmp_path, monkeypatch):
         assert torch.allclose(a[k], b[k], atol=1e-5), k
 
 
+def test_ema_selects_averaged_weights_and_resumes_exactly(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    init = Tiny().state_dict()
+    cfg = _cfg(ema_decay=0.9)
+    full = Tiny()
+    full.load_state_dict(init)
+    fit(full, _squares(48, 0), _squares(24, 1), cfg, tmp_path / "a", progress=False)
+    raw, ema = load_file(str(tmp_path / "a" / "last.safetensors")), load_file(str(tmp_path / "a" / "last_ema.safetensors"))
+    assert any(not torch.allclose(raw[k], ema[k]) for k in raw)  # the average is not the raw model
+    # the averaged model is what validation scored: best.safetensors of the last epoch equals last_ema
+    hist = json.loads((tmp_path / "a" / "history.json").read_text())
+    if hist[-1]["best"]:
+        best = load_file(str(tmp_path / "a" / "best.safetensors"))
+        assert all(torch.equal(best[k], ema[k]) for k in ema)
+
+    calls = {"n": 0}
+    real = loop.classification_metrics
+
+    def crash_on_third_epoch(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    part = Tiny()
+    part.load_state_dict(init)
+    monkeypatch.setattr(loop, "classification_metrics", crash_on_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        fit(part, _squares(48, 0), _squares(24, 1), cfg, tmp_path / "b", progress=False)
+    monkeypatch.setattr(loop, "classification_metrics", real)
+    fit(Tiny(), _squares(48, 0), _squares(24, 1), cfg, tmp_path / "b", resume=True, progress=False)
+    b = load_file(str(tmp_path / "b" / "last_ema.safetensors"))
+    for k in ema:
+        assert torch.allclose(ema[k], b[k], atol=1e-5), k
+
+
+def test_ema_with_cached_features_is_refused(tmp_path):
+    m = build_classifier("effnet-lite0", n_classes=2, pretrained=False, freeze_blocks=12)
+    with pytest.raises(ConfigError, match="ema_decay"):
+        fit(m, _squares(8, 0), _squares(8, 1), _cfg(ema_decay=0.9, cache_views=1), tmp_path, progress=False)
+
+
+def test_label_smoothing_changes_the_loss_and_is_validated():
+    m = build_classifier("effnet-lite0", n_classes=2, pretrained=False, label_smoothing=0.1)
+    logits, y = torch.tensor([[4.0, -4.0]]), torch.tensor([0])
+    assert m.loss(logits, y) > F.cross_entropy(logits, y) + 0.05
+    with pytest.raises(ConfigError, match="label_smoothing"):
+        build_classifier("effnet-lite0", n_classes=2, pretrained=False, label_smoothing=1.5)
+
+
 def test_resume_without_checkpoint_is_an_input_error(tmp_path):
     with pytest.raises(ConfigError, match="no checkpoint"):
         fit(Tiny(), _squares(8, 0), _squares(8, 1), _cfg(), tmp_path, resume=True, progress=False)
