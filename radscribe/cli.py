@@ -29,6 +29,7 @@ COMMANDS = {
     "generate-reports": "radscribe.report.generate:cli_generate_reports",
     "evaluate-reports": "radscribe.evaluate.reports:cli_evaluate_reports",
     "label-reports": "radscribe.knowledge.labeler:cli_label_reports",
+    "audit-reports": "radscribe.evaluate.audit:cli_audit_reports",
     "serve": "radscribe.serve.app:cli_serve",
 }
 
@@ -96,6 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
     er.add_argument("--protocol", default="r2gen", choices=["r2gen", "clean"],
                     help="r2gen: R2Gen's cleaning, 59-token cut and <unk> vocabulary (default); clean: cleaning only")
     er.add_argument("--no-meteor", action="store_true", help="skip METEOR (it needs Java)")
+
+    au = sub.add_parser("audit-reports", help="second reader: placeholders, contradictions, side, severity, sizes, "
+                                              "stutter in a JSONL of reports")
+    au.add_argument("input", type=Path, help="JSONL of {id, generated[, reference, unguarded, findings]}")
+    au.add_argument("--field", default="generated", choices=["generated", "unguarded", "reference"],
+                    help="which text of each row to audit (default generated)")
+    au.add_argument("--findings", default="oracle", choices=["oracle", "indication", "none"],
+                    help="findings for rows without 'findings': IU MeSH oracle (default), indication, or none")
+    au.add_argument("--annotation", type=Path, default=SHARED_DATA / "iu_xray_reports" / "r2gen_split_annotation.json")
+    au.add_argument("--reports", type=Path, default=SHARED_DATA / "iu_xray_reports" / "indiana_reports.csv")
+    au.add_argument("--out", type=Path, help="JSON file with per-report problems and totals")
 
     lr = sub.add_parser("label-reports", help="label reports with the rule-based labeler")
     lr.add_argument("--reports", type=Path, default=SHARED_DATA / "iu_xray_reports" / "indiana_reports.csv")

@@ -14,6 +14,8 @@
   (small/large), ``attributes["count"]`` ("multiple"), and the rest in ``attributes["descriptors"]``.
 - :func:`clean_report_r2gen` is R2Gen's IU X-ray report cleaning (``clean_report_iu_xray`` in R2Gen's
   ``modules/tokenizers.py``), reimplemented with the same behaviour, quirks included.
+- :func:`clean_placeholders` / :func:`clean_targets` take the de-identification mark "XXXX" out of training
+  targets (issue 19), so that no generator learns to write it; evaluation references stay as they are.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -79,6 +81,65 @@ def clean_report_r2gen(text: str) -> str:
     compares a string with [] and so never fires), e.g. "Normal.." -> "normal ." but "a. . b" -> "a .  . b .".
     """
     return " . ".join(_r2gen_sentence(s) for s in _r2gen_sentences(str(text))) + " ."
+
+
+# --- de-identification placeholders in training targets -------------------------------------------------
+
+#: IU X-ray's de-identification mark, any case and inside words ("x-XXXX", "XXXX-a-XXXX", "5XXXX")
+PLACEHOLDER = re.compile(r"x{3,}", re.IGNORECASE)
+#: ``keep``: targets as written (the committed llm-lora and scratch weights were trained so); ``drop``: every
+#: sentence with a placeholder goes; ``repair``: fixed collocations whose hidden word is plain from the context
+#: are mended first (:data:`_REPAIRS`), then the sentences that still hold one go.
+PLACEHOLDER_MODES = ("keep", "drop", "repair")
+DEFAULT_PLACEHOLDERS = "repair"
+_X = r"x{3,}"
+#: (pattern, replacement), applied in order, case-insensitive. Only where the anatomy names the word:
+#: "chest x-XXXX" is an x-ray, "lymph XXXX" nodes, "costophrenic XXXX" angles, "sternotomy XXXX" wires,
+#: "the aortic XXXX" the arch;
+#: "no XXXX of" is a negation whatever the word was; a placeholder between "no"/"minimal"/"there is" and a
+#: finding word is a qualifier the sentence reads without ("No XXXX focal airspace disease").
+_REPAIRS: tuple[tuple[re.Pattern, str], ...] = tuple((re.compile(p, re.IGNORECASE), r) for p, r in (
+    (rf"\bx-{_X}", "x-ray"),
+    (rf"\blymph {_X}", "lymph nodes"),
+    (rf"\b(left|right) costophrenic {_X}", r"\1 costophrenic angle"),
+    (rf"\bcostophrenic {_X}", "costophrenic angles"),
+    (rf"\bsternotomy {_X}", "sternotomy wires"),
+    (rf"\b(the|calcified) aortic {_X}", r"\1 aortic arch"),
+    (rf"\bno {_X} of\b", "no signs of"),
+    (rf"\b(no|minimal|mild|there is|there are|a few|with|to|and|of) {_X} (?=(?:focal|acute|patchy|streaky|air|airspace|"
+     r"interstitial|opacit|atelecta|scar|subsegmental|biapical|left|right|bilateral|infiltrat|consolidat|"
+     r"sternotomy|median)\w*)", r"\1 "),
+))
+
+
+def clean_placeholders(text: str, mode: str = DEFAULT_PLACEHOLDERS) -> str:
+    """``text`` without de-identification placeholders (see :data:`PLACEHOLDER_MODES`); sentences that keep
+    none are returned word for word, joined by single spaces. "" when every sentence held one."""
+    if mode not in PLACEHOLDER_MODES:
+        raise RadscribeInputError(f"unknown placeholder mode {mode!r}; known: {', '.join(PLACEHOLDER_MODES)}")
+    text = str(text or "")
+    if mode == "keep" or not PLACEHOLDER.search(text):
+        return text
+    cased = bool(re.search(r"[A-Z]", text.replace("XXXX", "")))
+    if mode == "repair":
+        for rx, rep in _REPAIRS:
+            text = rx.sub(rep, text)
+    pieces = [p for p in re.split(r"(?<=[.!?])\s+", text.strip()) if p and not PLACEHOLDER.search(p)]
+    if cased:  # a repair at the start of a sentence ("No XXXX of" -> "no signs of")
+        pieces = [p[0].upper() + p[1:] for p in pieces]
+    return " ".join(pieces)
+
+
+def clean_targets(studies, placeholders: str = DEFAULT_PLACEHOLDERS) -> list["IUStudy"]:
+    """The studies with their ``reference`` (the training target) cleaned by :func:`clean_placeholders`.
+
+    For training and fitting only: evaluation compares with the references as R2Gen wrote them.
+    ``placeholders="keep"`` returns them unchanged (how the committed weights were trained)."""
+    if placeholders not in PLACEHOLDER_MODES:
+        raise RadscribeInputError(f"unknown placeholder mode {placeholders!r}; known: {', '.join(PLACEHOLDER_MODES)}")
+    if placeholders == "keep":
+        return list(studies)
+    return [replace(s, reference=clean_placeholders(s.reference, placeholders)) for s in studies]
 
 
 # --- MeSH -> findings ------------------------------------------------------------------------------------

@@ -100,3 +100,69 @@ def test_cov_ctr(shared_dataset):
     cov = load_cov_ctr(d / "annotation.json")
     assert [len(cov[s]) for s in ("train", "val", "test")] == [576, 72, 72]
     assert cov["test"][0].image.is_file()
+
+
+# --- de-identification placeholders in training targets (issue 19) ------------------------------------------
+
+@pytest.mark.parametrize("text, repaired", [
+    # fixed collocations are mended, the rest of the report is kept word for word
+    ("Normal chest x-XXXX. No effusion.", "Normal chest x-ray. No effusion."),
+    ("There is scarring in the right hilar lymph XXXX.", "There is scarring in the right hilar lymph nodes."),
+    ("There are no XXXX of a large pleural effusion.", "There are no signs of a large pleural effusion."),
+    ("No XXXX of pleural effusion.", "No signs of pleural effusion."),
+    ("No XXXX focal airspace consolidation. Heart normal.", "No focal airspace consolidation. Heart normal."),
+    ("Blunting of the left costophrenic XXXX.", "Blunting of the left costophrenic angle."),
+    ("Mid sternotomy XXXX again noted.", "Mid sternotomy wires again noted."),
+    # a sentence whose hidden word is not plain from the context goes
+    ("The heart is normal. The XXXX are intact. No pneumothorax.", "The heart is normal. No pneumothorax."),
+    ("Pulmonary XXXX are normal.", ""),
+    # R2Gen-cleaned (lower-case) text too
+    ("normal chest x-xxxx . the xxxx are intact .", "normal chest x-ray ."),
+    ("No placeholder here.  Two spaces kept.", "No placeholder here.  Two spaces kept."),
+])
+def test_clean_placeholders_repair(text, repaired):
+    from radscribe.data.iu_xray import PLACEHOLDER, clean_placeholders
+
+    out = clean_placeholders(text)
+    assert out == repaired
+    assert not PLACEHOLDER.search(out)
+
+
+def test_clean_placeholders_modes():
+    from radscribe.data.iu_xray import clean_placeholders
+
+    text = "Normal chest x-XXXX. The lungs are clear. XXXX are normal."
+    assert clean_placeholders(text, "keep") == text                 # the committed weights' targets
+    assert clean_placeholders(text, "drop") == "The lungs are clear."
+    assert clean_placeholders(text, "repair") == "Normal chest x-ray. The lungs are clear."
+    with pytest.raises(RadscribeInputError, match="placeholder mode"):
+        clean_placeholders(text, "mask")
+
+
+def test_clean_targets_keeps_everything_but_the_reference():
+    from radscribe.data.iu_xray import IUStudy, clean_targets
+
+    st = IUStudy(id="CXR1_IM-1", uid=1, split="train", reference="Normal chest x-XXXX. XXXX are normal.",
+                 findings_text="", impression="", indication="Cough.", mesh=(), oracle=(), from_indication=())
+    (clean,) = clean_targets([st])
+    assert clean.reference == "Normal chest x-ray." and clean.id == st.id and clean.indication == "Cough."
+    assert clean_targets([st], "keep") == [st]
+    with pytest.raises(RadscribeInputError):
+        clean_targets([st], "bogus")
+
+
+def test_clean_targets_on_the_real_training_split():
+    from radscribe.data.iu_xray import PLACEHOLDER, clean_targets
+    from radscribe.data.paths import shared_data_dir
+
+    iu = shared_data_dir() / "iu_xray_reports"
+    if not (iu / "r2gen_split_annotation.json").is_file():
+        pytest.skip("IU X-ray reports not in ../shared/data")
+    train = load_iu(iu / "r2gen_split_annotation.json", iu / "indiana_reports.csv")["train"]
+    assert sum(bool(PLACEHOLDER.search(s.reference)) for s in train) == 907
+    cleaned = clean_targets(train)
+    assert not any(PLACEHOLDER.search(s.reference) for s in cleaned)
+    # most of the text stays: fewer than 1 word in 6 goes, and at most a handful of targets end up empty
+    words = lambda sts: sum(len(s.reference.split()) for s in sts)  # noqa: E731
+    assert words(cleaned) > 0.83 * words(train)
+    assert sum(not s.reference.strip() for s in cleaned) <= 5
