@@ -3,9 +3,10 @@
 #   dicom3tools       dciodvfy, the DICOM validator run on every SR / SEG the tests write
 #   orthanc(-dicomweb) a real PACS with DICOMweb for the PACS round-trip tests
 #   chromium(-driver) headless browser for the web-viewer test
+#   invesalius-examples a real head CT (recognition tests)
 # Installs what is missing when run as root on Debian/Ubuntu; otherwise says what will be skipped.
 set -uo pipefail
-PKGS=(dicom3tools orthanc orthanc-dicomweb chromium chromium-driver)
+PKGS=(dicom3tools orthanc orthanc-dicomweb chromium chromium-driver invesalius-examples)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
