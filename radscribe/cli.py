@@ -27,7 +27,7 @@ COMMANDS = {
     "predict": "radscribe.models.predict:cli_predict",
     "generate-reports": "radscribe.report.generate:cli_generate_reports",
     "evaluate-reports": "radscribe.evaluate.reports:cli_evaluate_reports",
-    "label-reports": "radscribe.knowledge.labeler:cli_label_reports",
+    "label-reports": "radscribe.evaluate.labeler:cli_label_reports",
     "serve": "radscribe.serve.app:cli_serve",
 }
 
