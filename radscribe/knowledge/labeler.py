@@ -36,8 +36,7 @@ from functools import lru_cache
 
 from radscribe.knowledge import ontology
 
-__all__ = ["Mention", "split_sentences", "label_text", "label_report", "positive_kinds", "validate_against_mesh",
-           "cli_label_reports"]
+__all__ = ["Mention", "split_sentences", "label_text", "label_report", "positive_kinds"]
 
 
 @dataclass(frozen=True)
