@@ -36,7 +36,7 @@ COMMANDS = {
     "guard-stats": "radscribe.evaluate.guard:cli_guard_stats",
     "duplicates": "radscribe.data.duplicates:cli_duplicates",
     "localize": "radscribe.evaluate.localization:cli_localize",
-    "recalibrate": "radscribe.train.calibration:cli_recalibrate",
+    "recalibrate": "radscribe.train.recalibrate:cli_recalibrate",
 }
 
 SHARED_DATA = shared_data_dir()

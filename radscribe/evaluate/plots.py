@@ -15,6 +15,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from radscribe.train.calibration import reliability_bins  # noqa: E402
+
 
 def _save(fig, path: Path) -> Path:
     path = Path(path)
@@ -112,3 +114,15 @@ def plot_heatmap(image2d: np.ndarray, heatmap: np.ndarray, path: Path, box=None,
     ax.set_title(title, fontsize=8)
     ax.axis("off")
     return _save(fig, path)
+
+
+def reliability_diagram(probs, labels, path, *, probs_after=None, n_bins: int = 15,
+                        title: str = "Reliability diagram") -> Path:
+    """Write a PNG reliability diagram (accuracy vs confidence per bin, with the ECE in the legend).
+
+    ``probs_after`` (optional) draws a second series, e.g. after temperature scaling.
+    """
+    series = [("before" if probs_after is not None else "model", reliability_bins(probs, labels, n_bins))]
+    if probs_after is not None:
+        series.append(("after temperature scaling", reliability_bins(probs_after, labels, n_bins)))
+    return plot_reliability(series, Path(path), title=title)
