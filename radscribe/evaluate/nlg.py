@@ -15,6 +15,7 @@ same is applied to the generated text, which an R2Gen model could not make longe
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 from typing import Iterable, Mapping
 
@@ -78,8 +79,6 @@ def score_nlg(refs: Mapping[str, str], gens: Mapping[str, str], *, protocol: str
 
 
 def _meteor(gts: dict, res: dict) -> float:
-    import shutil
-
     from pycocoevalcap.meteor.meteor import Meteor
 
     if shutil.which("java") is None:

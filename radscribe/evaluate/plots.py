@@ -8,14 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
 import matplotlib
+import numpy as np
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
-matplotlib.use("Agg")
+from radscribe.train.calibration import reliability_bins
+
+matplotlib.use("Agg")  # before pyplot: no display needed
 import matplotlib.pyplot as plt  # noqa: E402
-
-from radscribe.train.calibration import reliability_bins  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:
@@ -39,8 +39,6 @@ def _one_vs_rest(labels: Sequence[str], probs: np.ndarray, y: np.ndarray, normal
 
 def plot_roc(labels: Sequence[str], probs: np.ndarray, y: np.ndarray, path: Path,
              normal_label: str | None = "normal") -> Path:
-    from sklearn.metrics import roc_auc_score, roc_curve
-
     fig, ax = plt.subplots(figsize=(5, 5))
     for name, yt, s in _one_vs_rest(labels, probs, y, normal_label):
         if yt.min() == yt.max():
@@ -56,8 +54,6 @@ def plot_roc(labels: Sequence[str], probs: np.ndarray, y: np.ndarray, path: Path
 
 def plot_pr(labels: Sequence[str], probs: np.ndarray, y: np.ndarray, path: Path,
             normal_label: str | None = "normal") -> Path:
-    from sklearn.metrics import average_precision_score, precision_recall_curve
-
     fig, ax = plt.subplots(figsize=(5, 5))
     for name, yt, s in _one_vs_rest(labels, probs, y, normal_label):
         if yt.min() == yt.max():

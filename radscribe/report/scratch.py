@@ -22,7 +22,7 @@ import json
 import math
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -30,13 +30,11 @@ import yaml
 from safetensors.torch import load_file
 from torch import nn
 
+from radscribe.data.iu_xray import IUStudy
 from radscribe.errors import ConfigError, RadscribeInputError
 from radscribe.findings.model import Finding
 from radscribe.knowledge.ontology import ANATOMY, ATTRIBUTES, FINDING_KINDS, SIDES
 from radscribe.report.prompting import NORMAL_TOKEN, SEP_TOKEN, finding_tokens
-
-if TYPE_CHECKING:  # pragma: no cover
-    from radscribe.data.iu_xray import IUStudy
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "scratch"
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
@@ -318,7 +316,7 @@ class ScratchGenerator:
         g.model = model.eval()
         return g
 
-    def fit(self, train: Sequence["IUStudy"] = ()) -> None:
+    def fit(self, train: Sequence[IUStudy] = ()) -> None:
         """Nothing to learn here: the weights are trained by ``radscribe train-scratch``."""
         return None
 
