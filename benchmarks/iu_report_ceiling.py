@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from radscribe.data.iu_xray import clean_report_r2gen, load_iu
 from radscribe.data.paths import shared_data_dir
-from radscribe.evaluate.nlg import ngram_counts, sentence_bleu4
+from radscribe.report.mbr import ngram_counts, sentence_bleu4
 from radscribe.evaluate.reports import evaluate_reports
 from radscribe.report.llm_lora import findings_text
 

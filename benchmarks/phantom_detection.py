@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from radscribe.data.phantom import make_phantom, match_tolerance_mm, match_to_truth
+from radscribe.data.phantom import make_phantom
+from radscribe.evaluate.phantom import match_tolerance_mm, match_to_truth
 from radscribe.models.nodule_candidates import detect_nodules
 from radscribe.preprocess.lung import segment_lungs
 

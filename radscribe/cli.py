@@ -28,9 +28,17 @@ COMMANDS = {
     "predict": "radscribe.models.predict:cli_predict",
     "generate-reports": "radscribe.report.generate:cli_generate_reports",
     "evaluate-reports": "radscribe.evaluate.reports:cli_evaluate_reports",
-    "label-reports": "radscribe.knowledge.labeler:cli_label_reports",
+    "label-reports": "radscribe.evaluate.labeler:cli_label_reports",
     "audit-reports": "radscribe.evaluate.audit:cli_audit_reports",
     "serve": "radscribe.serve.app:cli_serve",
+    "train-lora": "radscribe.train.llm_lora:cli_train_lora",
+    "compare-decoding": "radscribe.evaluate.decoding:cli_compare_decoding",
+    "sample-lora": "radscribe.report.llm_lora:cli_sample_lora",
+    "train-scratch": "radscribe.train.scratch:cli_train_scratch",
+    "guard-stats": "radscribe.evaluate.guard:cli_guard_stats",
+    "duplicates": "radscribe.data.duplicates:cli_duplicates",
+    "localize": "radscribe.evaluate.localization:cli_localize",
+    "recalibrate": "radscribe.train.recalibrate:cli_recalibrate",
 }
 
 SHARED_DATA = shared_data_dir()
@@ -120,7 +128,62 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--work-dir", type=Path, default=Path("out/serve"), help="job folders (default out/serve)")
     sv.add_argument("--keep-uploads", action="store_true", help="keep each job's uploaded files after analysis")
     sv.add_argument("--max-upload-mb", type=int, default=1024, help="largest upload in MiB (default 1024)")
+    _add_research_commands(sub)
     return p
+
+
+def _add_research_commands(sub) -> None:
+    """Training, evaluation and data-check commands (each writes what docs/parts/*.md reports)."""
+    iu = SHARED_DATA / "iu_xray_reports"
+
+    tl = sub.add_parser("train-lora", help="train the LoRA adapter of the llm-lora writer from a YAML config")
+    tl.add_argument("--config", type=Path, help="YAML config (default: the shipped adapter's config.yaml)")
+    tl.add_argument("--out", type=Path, help="folder for the adapter (default: the config's out, else the shipped folder)")
+    tl.add_argument("--limit", type=int, help="only the first N train/val examples (smoke test)")
+
+    cd = sub.add_parser("compare-decoding", help="score llm-lora decoding settings on a split (one model load)")
+    cd.add_argument("--annotation", type=Path, default=iu / "r2gen_split_annotation.json")
+    cd.add_argument("--reports", type=Path, default=iu / "indiana_reports.csv")
+    cd.add_argument("--split", default="val", choices=["train", "val", "test"])
+    cd.add_argument("--weights", type=Path, help="adapter folder (default: the shipped one)")
+    cd.add_argument("--settings", default="3:c,1:c,3:u",
+                    help="';'-separated settings, each key=value,... of the decode section (e.g. "
+                         "'num_beams=3,length_penalty=2.0;num_beams=1'), or the short form beams:c|u,...")
+    cd.add_argument("--batch-size", type=int, default=8)
+    cd.add_argument("--threads", type=int, default=1)
+    cd.add_argument("--limit", type=int, help="only the first N studies")
+    cd.add_argument("--out", type=Path, required=True, help="JSON file with every setting's scores")
+
+    sl = sub.add_parser("sample-lora", help="print the llm-lora report for a findings line, e.g. 'cardiomegaly;effusion:left'")
+    sl.add_argument("findings", help="';'-separated finding kind ids, each optionally ':side'")
+    sl.add_argument("--weights", type=Path, help="adapter folder (default: the shipped one)")
+
+    ts = sub.add_parser("train-scratch", help="train the from-scratch report decoder on IU X-ray train (early stop on val)")
+    ts.add_argument("--annotation", type=Path, default=iu / "r2gen_split_annotation.json")
+    ts.add_argument("--reports", type=Path, default=iu / "indiana_reports.csv")
+    ts.add_argument("--seed", type=int, default=0)
+    ts.add_argument("--out", type=Path, required=True, help="weights folder (a checkpoint is kept there while training)")
+    ts.add_argument("--threads", type=int, default=1)
+    ts.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a ScratchConfig field")
+
+    gs = sub.add_parser("guard-stats", help="how often the consistency guard changes the reference reports of a split")
+    gs.add_argument("--annotation", type=Path, default=iu / "r2gen_split_annotation.json")
+    gs.add_argument("--reports", type=Path, default=iu / "indiana_reports.csv")
+    gs.add_argument("--split", default="val", choices=["train", "val", "test"])
+    gs.add_argument("--top", type=int, default=15, help="how many of the most frequent reasons to list")
+
+    du = sub.add_parser("duplicates", help="exact and near-duplicate images between a dataset's train and test splits")
+    du.add_argument("datasets", nargs="+", help="dataset folder names under the shared data folder")
+    du.add_argument("--max-distance", type=int, help="largest pHash Hamming distance of a near pair (default 4)")
+    du.add_argument("--json", type=Path, help="write every pair to this JSON file")
+
+    lo = sub.add_parser("localize", help="Grad-CAM localisation of a registered model against segmentation masks")
+    lo.add_argument("--model", default="mri-brain-tumor")
+    lo.add_argument("--threshold", type=float, default=0.5, help="heatmap fraction of its maximum for the box")
+    lo.add_argument("--json", type=Path, help="write the scores (with every image) to this JSON file")
+
+    rc = sub.add_parser("recalibrate", help="refit a registered model's temperature on its validation split")
+    rc.add_argument("--model", required=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,7 +210,3 @@ def main(argv: list[str] | None = None) -> int:
                            for w in held or ()):
         print(w, file=sys.stderr)
     return rc
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -25,7 +25,7 @@ def _phantom_hits(analysis, truth_path: Path) -> str:
     """'found 3 of 4 true nodules, 0 false positive(s)', matched as the phantom benchmark matches."""
     import json
 
-    from radscribe.data.phantom import match_to_truth
+    from radscribe.evaluate.phantom import match_to_truth
 
     truth = json.loads(truth_path.read_text())["nodules"]
     found = [f.center_patient for f in analysis.findings

@@ -1,7 +1,7 @@
 # every non-LLM generator on the IU test split, oracle + indication findings (re-run after each labeler/guard change)
 cd "$(dirname "$0")/../.."
 R=".venv/bin/radscribe"; D=runs/gen2; mkdir -p $D
-S=${SCRATCH_RUNS:-runs}  # where scratch seeds 1-2 were trained (python -m radscribe.report.scratch --seed S --out $S/scratch-seedS)
+S=${SCRATCH_RUNS:-runs}  # where scratch seeds 1-2 were trained (radscribe train-scratch --seed S --out $S/scratch-seedS)
 T0=$(date +%s)
 gen() {  # name mode out [extra args]
   local s=$(date +%s.%N)

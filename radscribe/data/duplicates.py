@@ -11,23 +11,27 @@ Two checks, both on decoded 8-bit grayscale pixels (so a re-encoded or renamed c
 
 Command line (reports counts and examples, optionally a JSON with every pair)::
 
-    python -m radscribe.data.duplicates brain_tumor_mri [--max-distance 4] [--json out.json]
+    radscribe duplicates brain_tumor_mri [--max-distance 4] [--json out.json]
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
+import imagehash
 import numpy as np
+from PIL import Image as PILImage
+from tqdm import tqdm
 
+from radscribe.data.paths import dataset_dir
 from radscribe.errors import RadscribeInputError
+from radscribe.io.output import atomic_file
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 DEFAULT_MAX_DISTANCE = 4
@@ -59,9 +63,6 @@ def _to_uint8_2d(array: np.ndarray) -> np.ndarray:
 
 def hash_array(key: str, array: np.ndarray) -> ImageHash:
     """Hashes of a 2D image (uint8 as is; other dtypes min-max scaled to 0..255 first)."""
-    import imagehash
-    from PIL import Image as PILImage
-
     a = _to_uint8_2d(array)
     sha = hashlib.sha256(np.asarray(a.shape, np.int64).tobytes() + a.tobytes()).hexdigest()
     pil = PILImage.fromarray(a, mode="L")
@@ -81,16 +82,12 @@ def hash_volume(key: str, volume: np.ndarray) -> ImageHash:
 
 def read_gray(path: Path) -> np.ndarray:
     """An image file as 2D uint8 grayscale (RGB files converted with PIL's 'L')."""
-    from PIL import Image as PILImage
-
     with PILImage.open(path) as im:
         return np.asarray(im.convert("L"))
 
 
 def hash_files(paths: Sequence[Path], root: Path | None = None, progress: str | None = None) -> list[ImageHash]:
     """Hash every file; keys are paths relative to ``root`` when given. Unreadable files are skipped with a warning."""
-    from tqdm import tqdm
-
     out = []
     for p in tqdm(paths, desc=progress, disable=progress is None, leave=False):
         try:
@@ -209,8 +206,6 @@ NPZ_DATASETS = {"adrenalmnist3d": ("adrenalmnist3d_64.npz", "adrenalmnist3d.npz"
 def dataset_hashes(name: str, progress: bool = True, npz_file: str | None = None
                    ) -> tuple[list[ImageHash], list[ImageHash]]:
     """(train hashes, test hashes) of one shared dataset (train includes the validation part)."""
-    from radscribe.data.paths import dataset_dir
-
     root = dataset_dir(name)
     if name in FOLDER_DATASETS:
         tr, te = FOLDER_DATASETS[name](root)
@@ -228,38 +223,31 @@ def dataset_hashes(name: str, progress: bool = True, npz_file: str | None = None
                               f"known: {', '.join([*FOLDER_DATASETS, *NPZ_DATASETS])}")
 
 
-def main(argv: Iterable[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m radscribe.data.duplicates", description=__doc__.splitlines()[0])
-    ap.add_argument("datasets", nargs="+", help=f"dataset folder names: {', '.join([*FOLDER_DATASETS, *NPZ_DATASETS])}")
-    ap.add_argument("--max-distance", type=int, default=DEFAULT_MAX_DISTANCE)
-    ap.add_argument("--json", type=Path, help="write every pair to this JSON file")
-    args = ap.parse_args(list(argv) if argv is not None else None)
-    from radscribe.io.output import atomic_file
-
+def cli_duplicates(args) -> int:
+    """``radscribe duplicates DATASET... [--max-distance N] [--json FILE]``: counts and examples per dataset."""
+    max_distance = DEFAULT_MAX_DISTANCE if args.max_distance is None else args.max_distance
+    if not 0 <= max_distance <= 64:
+        raise RadscribeInputError(f"--max-distance must be 0..64 bits of the 64-bit pHash, got {max_distance}")
+    known = [*FOLDER_DATASETS, *NPZ_DATASETS]
+    unknown = [n for n in args.datasets if n not in known]
+    if unknown:  # before any hashing: a typo in the third name does not cost the first two
+        raise RadscribeInputError(f"no duplicate check defined for dataset {unknown[0]!r}; known: {', '.join(known)}")
     result = {}
-    try:
-        for name in args.datasets:
-            t0 = time.perf_counter()
-            tr, te = dataset_hashes(name)
-            rep = find_duplicates(tr, te, args.max_distance)
-            d = rep.to_dict()
-            d["nearest_distance_cumulative"] = hamming_histogram(tr, te)
-            d["wall_s"] = round(time.perf_counter() - t0, 1)
-            result[name] = d
-            print(f"{name}: {json.dumps(rep.summary())} ({d['wall_s']} s)")
-            print(f"  test images whose nearest train pHash is within d=0..10: {d['nearest_distance_cumulative']}")
-            for t, r in rep.exact[:3]:
-                print(f"  exact: {t} == {r}")
-            for t, r, dist, c in rep.near[:3]:
-                print(f"  near:  {t} ~ {r} (hamming {dist}, corr {c:.3f})")
-    except RadscribeInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    for name in args.datasets:
+        t0 = time.perf_counter()
+        tr, te = dataset_hashes(name)
+        rep = find_duplicates(tr, te, max_distance)
+        d = rep.to_dict()
+        d["nearest_distance_cumulative"] = hamming_histogram(tr, te)
+        d["wall_s"] = round(time.perf_counter() - t0, 1)
+        result[name] = d
+        print(f"{name}: {json.dumps(rep.summary())} ({d['wall_s']} s)")
+        print(f"  test images whose nearest train pHash is within d=0..10: {d['nearest_distance_cumulative']}")
+        for t, r in rep.exact[:3]:
+            print(f"  exact: {t} == {r}")
+        for t, r, dist, c in rep.near[:3]:
+            print(f"  near:  {t} ~ {r} (hamming {dist}, corr {c:.3f})")
     if args.json:
         with atomic_file(args.json) as fh:
             json.dump(result, fh, indent=1)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -30,6 +30,7 @@ from pathlib import Path
 from radscribe.errors import RadscribeInputError
 from radscribe.findings.model import Finding
 from radscribe.knowledge import ontology
+from radscribe.knowledge.labeler import label_report
 
 SPLITS = ("train", "val", "test")
 
@@ -273,8 +274,6 @@ def read_annotation(annotation_path: Path) -> dict[str, list[dict]]:
 
 def load_iu(annotation_path: Path, reports_csv: Path) -> dict[str, list[IUStudy]]:
     """All studies of R2Gen's split, keyed "train"/"val"/"test", in the annotation's order."""
-    from radscribe.knowledge.labeler import label_report
-
     ann = read_annotation(annotation_path)
     rows = read_iu_reports(reports_csv)
     out: dict[str, list[IUStudy]] = {}

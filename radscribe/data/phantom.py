@@ -18,15 +18,20 @@ spacing, so the anatomy stays the same size in mm.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
+from radscribe.data.phantom_anatomy import (Grid, heart_fn, in_lung, lung_fn, lung_params, render_sphere, render_tube,
+                                           rot_perturb, vessel_tree, zone_of)
 from radscribe.errors import RadscribeInputError
+from radscribe.io.image import Image
+from radscribe.io.output import atomic_dir, check_output_dir
 
 #: Default field of view (z, y, x) in mm.
 FOV_MM = (325.0, 358.4, 358.4)
@@ -37,7 +42,6 @@ HU = {"air": -1000.0, "lung": -850.0, "fat": -100.0, "soft": 40.0, "blood": 40.0
 DENSITY_HU = {"solid": (20.0, 60.0), "ground_glass": (-600.0, -450.0), "part_solid": (-600.0, -450.0),
               "calcified": (300.0, 600.0)}
 NOISE_SIGMA_HU = 30.0
-_LUNG_P = 2.4  # superquadric exponent of the lung shape (2 = ellipsoid; larger = fuller)
 
 
 @dataclass(frozen=True)
@@ -51,170 +55,9 @@ class Phantom:
 
     def to_image(self):
         """The phantom as a :class:`radscribe.io.image.Image` in HU (identity direction)."""
-        from radscribe.io.image import Image
-
         return Image(array=self.volume_hu.astype(np.float32), spacing=self.spacing, origin=self.origin,
                      direction=np.eye(3), modality="CT", body_part="CHEST", units="HU",
                      source=f"phantom:seed{self.truth['seed']}", source_format="phantom")
-
-
-# ----------------------------------------------------------------------------------------------
-# geometry helpers (all in patient mm; a "box" is the voxel slice range an object can touch)
-
-class _Grid:
-    def __init__(self, shape, spacing, origin):
-        self.shape = tuple(int(s) for s in shape)
-        self.spacing = tuple(float(s) for s in spacing)  # z, y, x
-        self.origin = tuple(float(o) for o in origin)    # x, y, z
-        nz, ny, nx = self.shape
-        sz, sy, sx = self.spacing
-        self.z = self.origin[2] + sz * np.arange(nz)
-        self.y = self.origin[1] + sy * np.arange(ny)
-        self.x = self.origin[0] + sx * np.arange(nx)
-
-    def box(self, lo_xyz, hi_xyz):
-        """Voxel slices (z, y, x) covering the patient-space box [lo, hi] (mm, x y z)."""
-        sl = []
-        for coords, lo, hi in ((self.z, lo_xyz[2], hi_xyz[2]), (self.y, lo_xyz[1], hi_xyz[1]),
-                               (self.x, lo_xyz[0], hi_xyz[0])):
-            i0 = int(np.searchsorted(coords, lo, side="left"))
-            i1 = int(np.searchsorted(coords, hi, side="right"))
-            sl.append(slice(max(i0, 0), min(i1, len(coords))))
-        return tuple(sl)
-
-    def mesh(self, box):
-        """Open mesh (z, y, x) of patient coordinates for a voxel box."""
-        return (self.z[box[0]][:, None, None], self.y[box[1]][None, :, None], self.x[box[2]][None, None, :])
-
-
-def _lung_params(side: str) -> dict[str, float]:
-    s = 1.0 if side == "left" else -1.0  # LPS: +x is the patient's left
-    return {"cx": 80.0 * s, "cy": 5.0, "cz": -20.0, "ax": 60.0, "ay": 85.0, "az_up": 115.0, "az_dn": 100.0}
-
-
-def _lung_fn(p, z, y, x):
-    """Superquadric implicit function: < 1 inside the lung shape (before the heart is removed)."""
-    az = np.where(z >= p["cz"], p["az_up"], p["az_dn"])
-    return (np.abs((x - p["cx"]) / p["ax"]) ** _LUNG_P + np.abs((y - p["cy"]) / p["ay"]) ** _LUNG_P
-            + np.abs((z - p["cz"]) / az) ** _LUNG_P)
-
-
-_HEART = {"cx": 25.0, "cy": -25.0, "cz": -75.0, "ax": 62.0, "ay": 52.0, "az": 58.0}
-
-
-def _heart_fn(z, y, x, grow=0.0):
-    h = _HEART
-    return (((x - h["cx"]) / (h["ax"] + grow)) ** 2 + ((y - h["cy"]) / (h["ay"] + grow)) ** 2
-            + ((z - h["cz"]) / (h["az"] + grow)) ** 2)
-
-
-def _in_lung(side, pts):
-    """Boolean per point (N, 3 as x, y, z mm): inside that lung and outside the heart (+6 mm)."""
-    p = _lung_params(side)
-    x, y, z = pts[:, 0], pts[:, 1], pts[:, 2]
-    return (_lung_fn(p, z, y, x) < 1.0) & (_heart_fn(z, y, x, grow=6.0) > 1.0)
-
-
-def _render_tube(vol, grid, a, b, radius, value, where=None, edge=0.7, cap=True):
-    """Max-composite a capped tube from a to b (x, y, z mm) of ``radius`` mm and HU ``value``.
-
-    ``where`` (same shape as vol, bool) restricts the voxels written. The edge is a linear ramp of
-    width ``edge`` mm (partial volume).
-    """
-    a = np.asarray(a, float)
-    b = np.asarray(b, float)
-    pad = radius + edge
-    box = grid.box(np.minimum(a, b) - pad, np.maximum(a, b) + pad)
-    if any(s.stop <= s.start for s in box):
-        return
-    zz, yy, xx = grid.mesh(box)
-    d = b - a
-    L2 = float(d @ d) or 1e-9
-    t = ((xx - a[0]) * d[0] + (yy - a[1]) * d[1] + (zz - a[2]) * d[2]) / L2
-    if cap:
-        t = np.clip(t, 0.0, 1.0)
-    dist2 = (xx - a[0] - t * d[0]) ** 2 + (yy - a[1] - t * d[1]) ** 2 + (zz - a[2] - t * d[2]) ** 2
-    if not cap:
-        dist2 = np.where((t < 0) | (t > 1), np.inf, dist2)
-    frac = np.clip((radius - np.sqrt(dist2)) / edge + 0.5, 0.0, 1.0)
-    sub = vol[box]
-    base = sub
-    new = base + frac * (value - base)
-    upd = new > sub if value > -500 else new < sub
-    if where is not None:
-        upd &= where[box]
-    sub[upd] = new[upd]
-
-
-def _render_sphere(vol, grid, c, radius, value, edge=0.7):
-    """Composite a sphere (centre c x,y,z mm, radius mm, HU value) by max.
-
-    The fill fraction is averaged over 5 positions across the slice thickness (a box slice
-    sensitivity profile of width spacing_z), so a small nodule shows partial volume on the
-    neighbouring slices as it does on a real scan.
-    """
-    c = np.asarray(c, float)
-    sz = grid.spacing[0]
-    pad = radius + edge + sz
-    box = grid.box(c - pad, c + pad)
-    if any(s.stop <= s.start for s in box):
-        return
-    zz, yy, xx = grid.mesh(box)
-    rxy2 = (xx - c[0]) ** 2 + (yy - c[1]) ** 2
-    frac = np.zeros(np.broadcast_shapes(zz.shape, rxy2.shape), np.float32)
-    offsets = np.linspace(-0.4, 0.4, 5) * sz
-    for o in offsets:
-        d = np.sqrt(rxy2 + (zz + o - c[2]) ** 2)
-        frac += np.clip((radius - d) / edge + 0.5, 0.0, 1.0)
-    frac /= len(offsets)
-    sub = vol[box]
-    new = sub + frac * (value - sub)
-    upd = new > sub
-    sub[upd] = new[upd]
-
-
-def _rot_perturb(rng, d, angle_deg):
-    """Unit vector at ``angle_deg`` from unit vector d, random azimuth."""
-    d = d / np.linalg.norm(d)
-    helper = np.array([1.0, 0, 0]) if abs(d[0]) < 0.9 else np.array([0, 1.0, 0])
-    u = np.cross(d, helper)
-    u /= np.linalg.norm(u)
-    v = np.cross(d, u)
-    phi = rng.uniform(0, 2 * math.pi)
-    a = math.radians(angle_deg)
-    out = math.cos(a) * d + math.sin(a) * (math.cos(phi) * u + math.sin(phi) * v)
-    return out / np.linalg.norm(out)
-
-
-def _vessel_tree(rng, side: str) -> list[tuple[np.ndarray, np.ndarray, float]]:
-    """Segments (a, b, radius mm) of one lung's vessel tree, grown from the hilum outwards."""
-    s = 1.0 if side == "left" else -1.0
-    hilum = np.array([16.0 * s, 5.0, -5.0])  # in the mediastinum: the tree enters the lung
-    roots = [np.array([0.5 * s, -0.2, 0.85]), np.array([0.4 * s, 0.6, 0.7]), np.array([0.9 * s, 0.2, 0.1]),
-             np.array([0.7 * s, -0.7, 0.1]), np.array([0.5 * s, 0.5, -0.7]), np.array([0.5 * s, -0.6, -0.5])]
-    segs: list[tuple[np.ndarray, np.ndarray, float]] = []
-    stack = [(hilum, r / np.linalg.norm(r), 4.0, 30.0) for r in roots]
-    while stack:
-        a, d, rad, length = stack.pop()
-        b = a + d * length
-        inside = _in_lung(side, np.stack([b, (a + b) / 2]))
-        if not (inside[0] or inside[1]):
-            continue
-        segs.append((a, b, rad))
-        if not inside[0] or rad < 0.55:
-            continue
-        for k in range(3 if rng.random() < 0.3 else 2):
-            nd = _rot_perturb(rng, d, rng.uniform(20, 45))
-            # keep branches heading outwards from the hilum (away from the mediastinum)
-            if nd[0] * s < -0.2:
-                nd[0] = -nd[0]
-            stack.append((b, nd, rad * rng.uniform(0.68, 0.8), max(9.0, length * rng.uniform(0.75, 0.9))))
-    return segs
-
-
-def _zone(z: float, top: float, bottom: float) -> str:
-    third = (top - bottom) / 3.0
-    return "upper" if z >= top - third else ("lower" if z < bottom + third else "middle")
 
 
 def make_phantom(seed: int, shape: tuple[int, int, int] = (130, 512, 512), n_nodules: int = 4,
@@ -241,7 +84,7 @@ def make_phantom(seed: int, shape: tuple[int, int, int] = (130, 512, 512), n_nod
     nz, ny, nx = shape
     sz, sy, sx = spacing
     origin = (-(nx - 1) / 2 * sx, -(ny - 1) / 2 * sy, -(nz - 1) / 2 * sz)
-    g = _Grid(shape, spacing, origin)
+    g = Grid(shape, spacing, origin)
     Z, Y, X = g.mesh((slice(None),) * 3)
 
     # body, fat ring and soft tissue (2D, the same on every slice)
@@ -270,17 +113,17 @@ def make_phantom(seed: int, shape: tuple[int, int, int] = (130, 512, 512), n_nod
             th = np.radians(np.linspace(8, 150, 18))
             pts = np.stack([s * 152.0 * np.sin(th), 5.0 + 104.0 * np.cos(th), level - 70.0 * th / th[-1]], 1)
             for a, b in zip(pts[:-1], pts[1:]):
-                _render_tube(vol, g, a, b, 4.5, HU["rib"])
+                render_tube(vol, g, a, b, 4.5, HU["rib"])
 
     # lungs (minus the heart), heart
     lung = np.zeros(shape, bool)
     side_masks = {}
     for side in ("right", "left"):
-        p = _lung_params(side)
+        p = lung_params(side)
         bx = g.box((p["cx"] - p["ax"], p["cy"] - p["ay"], p["cz"] - p["az_dn"]),
                    (p["cx"] + p["ax"], p["cy"] + p["ay"], p["cz"] + p["az_up"]))
         z, y, x = g.mesh(bx)
-        m = (_lung_fn(p, z, y, x) < 1.0) & (_heart_fn(z, y, x, grow=6.0) > 1.0)
+        m = (lung_fn(p, z, y, x) < 1.0) & (heart_fn(z, y, x, grow=6.0) > 1.0)
         sm = np.zeros(shape, bool)
         sm[bx] = m
         side_masks[side] = sm
@@ -294,16 +137,16 @@ def make_phantom(seed: int, shape: tuple[int, int, int] = (130, 512, 512), n_nod
              (carina, np.array([-30.0, 10.0, 10.0]), 6.5),
              (carina, np.array([30.0, 15.0, 5.0]), 6.0)]
     for a, b, r in tubes:
-        _render_tube(vol, g, a, b, r + 3.0, HU["soft"])
+        render_tube(vol, g, a, b, r + 3.0, HU["soft"])
     for a, b, r in tubes:
-        _render_tube(vol, g, a, b, r, HU["air"])
+        render_tube(vol, g, a, b, r, HU["air"])
 
     # vessels
     segs = []
     for side in ("right", "left"):
-        segs += [(side, a, b, r) for a, b, r in _vessel_tree(rng, side)]
+        segs += [(side, a, b, r) for a, b, r in vessel_tree(rng, side)]
     for side, a, b, r in segs:
-        _render_tube(vol, g, a, b, r, HU["blood"], where=lung)
+        render_tube(vol, g, a, b, r, HU["blood"], where=lung)
 
     # nodules
     extents = {}
@@ -341,15 +184,15 @@ def make_phantom(seed: int, shape: tuple[int, int, int] = (130, 512, 512), n_nod
                 continue
             _, a, b, rv = cands[rng.integers(len(cands))]
             pt = a + rng.uniform(0.2, 0.8) * (b - a)
-            off = _rot_perturb(rng, (b - a), 90.0)
+            off = rot_perturb(rng, (b - a), 90.0)
             c = pt + off * (r + rv - 0.5)
         else:
-            p = _lung_params(side)
+            p = lung_params(side)
             c = np.array([rng.uniform(p["cx"] - p["ax"], p["cx"] + p["ax"]),
                           rng.uniform(p["cy"] - p["ay"], p["cy"] + p["ay"]),
                           rng.uniform(p["cz"] - p["az_dn"], p["cz"] + p["az_up"])])
         ring = c[None, :] + dirs * (r + 3.0)
-        if not (_in_lung(side, c[None])[0] and _in_lung(side, ring).all()):
+        if not (in_lung(side, c[None])[0] and in_lung(side, ring).all()):
             continue
         if any(np.linalg.norm(c - np.array(n["center_patient"])) < r + n["diameter_mm"] / 2 + 10 for n in placed):
             continue
@@ -359,7 +202,7 @@ def make_phantom(seed: int, shape: tuple[int, int, int] = (130, 512, 512), n_nod
         top_z, bot_z = extents[side]
         n = {"id": len(placed) + 1, "center_voxel": [round(float(v), 3) for v in vox],
              "center_patient": [round(float(v), 3) for v in c], "diameter_mm": round(diam, 3),
-             "density": dens, "hu": round(hu, 1), "side": side, "zone": _zone(float(c[2]), top_z, bot_z),
+             "density": dens, "hu": round(hu, 1), "side": side, "zone": zone_of(float(c[2]), top_z, bot_z),
              "touches_vessel": touch}
         if dens == "part_solid":
             n["solid_core_diameter_mm"] = round(diam / 2, 3)
@@ -367,9 +210,9 @@ def make_phantom(seed: int, shape: tuple[int, int, int] = (130, 512, 512), n_nod
         placed.append(n)
     for n in placed:
         c = np.array(n["center_patient"])
-        _render_sphere(vol, g, c, n["diameter_mm"] / 2, n["hu"])
+        render_sphere(vol, g, c, n["diameter_mm"] / 2, n["hu"])
         if n["density"] == "part_solid":
-            _render_sphere(vol, g, c, n["solid_core_diameter_mm"] / 2, n["solid_core_hu"])
+            render_sphere(vol, g, c, n["solid_core_diameter_mm"] / 2, n["solid_core_hu"])
 
     noise = rng.standard_normal(shape, dtype=np.float32)
     noise *= NOISE_SIGMA_HU
@@ -402,9 +245,6 @@ def write_dicom_series(volume_hu: np.ndarray, spacing, origin, out_dir: Path, *,
     ImagePositionPatient ``origin + k * spacing_z`` along +z (LPS), orientation ``[1,0,0,0,1,0]``.
     UIDs are derived from the seed and geometry (same phantom -> same UIDs).
     """
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     nz, ny, nx = volume_hu.shape
@@ -485,40 +325,8 @@ def _parse_shape(text: str) -> tuple[int, int, int]:
     return parts  # type: ignore[return-value]
 
 
-def match_tolerance_mm(nodule: dict) -> float:
-    """How far a detection's centre may be from a true nodule's centre: its radius, at least 3 mm."""
-    return max(nodule["diameter_mm"] / 2, 3.0)
-
-
-def match_to_truth(truth: list[dict], centres_mm) -> list[tuple[int, int, float]]:
-    """Greedy nearest matching of detections to ``truth["nodules"]``: (truth index, detection index, mm).
-
-    ``centres_mm`` are detection centres in patient LPS mm; each nodule and each detection is used
-    at most once, closest pairs first, within :func:`match_tolerance_mm`.
-    """
-    pairs = []
-    for i, n in enumerate(truth):
-        c = np.array(n["center_patient"])
-        tol = match_tolerance_mm(n)
-        for j, d in enumerate(centres_mm):
-            dist = float(np.linalg.norm(np.asarray(d) - c))
-            if dist <= tol:
-                pairs.append((dist, i, j))
-    pairs.sort()
-    used_t, used_d, out = set(), set(), []
-    for dist, i, j in pairs:
-        if i in used_t or j in used_d:
-            continue
-        used_t.add(i)
-        used_d.add(j)
-        out.append((i, j, dist))
-    return out
-
-
 def write_phantom(ph: Phantom, out: Path, *, seed: int, overwrite: bool = False) -> None:
     """Write OUT/dicom/*.dcm and OUT/truth.json atomically (nothing is left behind on failure)."""
-    from radscribe.io.output import atomic_dir
-
     with atomic_dir(Path(out), overwrite=overwrite) as tmp:
         write_dicom_series(ph.volume_hu, ph.spacing, ph.origin, tmp / "dicom", seed=seed)
         (tmp / "truth.json").write_text(json.dumps(ph.truth, indent=2) + "\n")
@@ -526,8 +334,6 @@ def write_phantom(ph: Phantom, out: Path, *, seed: int, overwrite: bool = False)
 
 def cli_phantom(args) -> int:
     """``radscribe phantom``: write OUT/dicom/*.dcm and OUT/truth.json atomically."""
-    from radscribe.io.output import check_output_dir
-
     shape = _parse_shape(args.shape)
     check_output_dir(Path(args.out), args.overwrite)
     t0 = time.perf_counter()

@@ -24,16 +24,29 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import torch
+from sklearn.metrics import (balanced_accuracy_score, confusion_matrix, precision_recall_fscore_support,
+                             roc_auc_score)
 
+from radscribe.data.datasets import dedupe_against_test, list_folder
+from radscribe.data.duplicates import NPZ_DATASETS, dataset_hashes, find_duplicates, hash_files
+from radscribe.data.paths import dataset_dir
 from radscribe.errors import RadscribeInputError
+from radscribe.evaluate.plots import plot_confusion, plot_heatmap, plot_pr, plot_reliability, plot_roc
+from radscribe.io.image import Image
+from radscribe.io.loader import load_study
+from radscribe.io.output import atomic_dir, atomic_file, check_output_dir
+from radscribe.models.classify import classify_image
+from radscribe.models.registry import load_model
+from radscribe.train.augment import make_batch_transform
+from radscribe.train.calibration import nll, probs_from_logits, reliability_bins
+from radscribe.train.config import parse_config
+from radscribe.train.loop import build_datasets, predict_logits
 
 
 def classification_metrics(labels: Sequence[str], y: np.ndarray, probs: np.ndarray,
                            normal_label: str = "normal") -> dict:
     """Metrics of calibrated ``probs`` (n, C) against integer truth ``y`` (n,) for class names ``labels``."""
-    from sklearn.metrics import (balanced_accuracy_score, confusion_matrix, precision_recall_fscore_support,
-                                 roc_auc_score)
-
     y = np.asarray(y).astype(int)
     probs = np.asarray(probs, dtype=np.float64)
     C = len(labels)
@@ -69,27 +82,22 @@ def classification_metrics(labels: Sequence[str], y: np.ndarray, probs: np.ndarr
     return out
 
 
-def _round(o):
+def rounded(o):
     if isinstance(o, float):
         return None if o != o else round(o, 5)
     if isinstance(o, dict):
-        return {k: _round(v) for k, v in o.items()}
+        return {k: rounded(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)):
-        return [_round(v) for v in o]
+        return [rounded(v) for v in o]
     return o
 
 
 def _duplicate_keys(cfg, names: Sequence[str]) -> tuple[dict, set[int]] | None:
     """Duplicate summary and the indices (into ``names``) of test images with a copy in the data the
     model was developed on (train + val: the training folder after the config's de-duplication)."""
-    from radscribe.data.duplicates import NPZ_DATASETS, dataset_hashes, find_duplicates, hash_files
-    from radscribe.data.paths import dataset_dir
-
     ds = cfg.data.dataset
     root = dataset_dir(ds)
     if cfg.data.format == "folder":
-        from radscribe.data.datasets import dedupe_against_test, list_folder
-
         train_all = list_folder(root, cfg.data.train_dir, cfg.data.class_dirs, cfg.labels)
         test = list_folder(root, cfg.data.test_dir, cfg.data.class_dirs, cfg.labels)
         reference = f"{ds}/{cfg.data.train_dir} (train + val)"
@@ -130,10 +138,6 @@ def _duplicate_keys(cfg, names: Sequence[str]) -> tuple[dict, set[int]] | None:
 
 def _sample_heatmaps(loaded, ds, names, y, probs, out: Path, max_n: int = 8) -> list[dict]:
     """Grad-CAM overlays for correctly predicted non-normal test images (up to 2 per class)."""
-    from radscribe.evaluate.plots import plot_heatmap
-    from radscribe.io.image import Image
-    from radscribe.models.classify import classify_image
-
     spec = loaded.spec
     pred = probs.argmax(1)
     chosen: list[int] = []
@@ -146,8 +150,6 @@ def _sample_heatmaps(loaded, ds, names, y, probs, out: Path, max_n: int = 8) -> 
     for k, i in enumerate(chosen[:max_n]):
         nm = names[i]
         if Path(nm).is_file():
-            from radscribe.io.loader import load_study
-
             img = load_study(nm).image
         else:  # npz: the cached (resized) volume
             img = Image(array=ds.images[i].astype(np.float32) / 255.0)
@@ -228,16 +230,6 @@ temperature T = {report['temperature']:.4f} (fitted on validation). Command: <co
 def evaluate_model(name: str, split: str, out: Path, overwrite: bool = False, *, heatmaps: int = 8,
                    check_duplicates: bool = True) -> dict:
     """Evaluate registered model ``name`` on ``split``; writes DIR atomically and returns the report dict."""
-    import torch
-
-    from radscribe.evaluate.calibration import nll, probs_from_logits, reliability_bins
-    from radscribe.evaluate.plots import plot_confusion, plot_pr, plot_reliability, plot_roc
-    from radscribe.io.output import atomic_dir, atomic_file, check_output_dir
-    from radscribe.models.registry import load_model
-    from radscribe.train.augment import make_batch_transform
-    from radscribe.train.config import parse_config
-    from radscribe.train.loop import build_datasets, predict_logits
-
     out = Path(out)
     check_output_dir(out, overwrite)
     if split not in ("train", "val", "test"):
@@ -282,7 +274,7 @@ def evaluate_model(name: str, split: str, out: Path, overwrite: bool = False, *,
         hm = _sample_heatmaps(loaded, ds, ds.names, y, p_cal, tmp, heatmaps) if heatmaps else []
         report["heatmaps"] = hm
         report["wall_s"] = round(time.perf_counter() - t0, 1)
-        report = _round(report)
+        report = rounded(report)
         (tmp / "metrics.json").write_text(json.dumps(report, indent=1))
         (tmp / "index.html").write_text(_html(report, plots, hm))
     if split == "test":
@@ -306,164 +298,3 @@ def cli_evaluate(args: Any) -> int:
 
 
 # --- Grad-CAM localisation against real tumour masks -------------------------------------------------
-
-#: Pointing-game tolerance in pixels (Zhang et al. 2016, "Top-down neural attention by excitation
-#: backprop", used 15 px): a hit when the heatmap's maximum lies within this distance of the mask.
-POINTING_TOLERANCE_PX = 15
-
-
-def localization_scores(heatmap: np.ndarray, mask: np.ndarray, threshold: float = 0.5,
-                        tolerance_px: float = POINTING_TOLERANCE_PX) -> dict:
-    """One heatmap (y, x) against one boolean mask of the same shape: box IoU (heatmap box vs the mask's
-    bounding box), pointing-game hits (arg-max in the mask; within ``tolerance_px`` of it) and the
-    same for the centre baselines (image-centre point; centred box of half the height and width)."""
-    from scipy import ndimage
-
-    from radscribe.models.explain import box_iou, heatmap_box, mask_box
-
-    mask = np.asarray(mask, bool)
-    box, gt = heatmap_box(heatmap, threshold), mask_box(mask)
-    peak = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
-    dist = ndimage.distance_transform_edt(~mask)
-    H, W = mask.shape
-    centre = (H // 2, W // 2)
-    cbox = (H // 4, W // 4, H - H // 4, W - W // 4)
-    return {"iou": box_iou(box, gt) if box else 0.0, "hit_strict": bool(mask[peak]),
-            "hit_tol": bool(dist[peak] <= tolerance_px), "centre_hit_tol": bool(dist[centre] <= tolerance_px),
-            "centre_box_iou": box_iou(cbox, gt), "box": box, "mask_box": gt}
-
-
-def evaluate_localization(model: str = "mri-brain-tumor", dataset: str = "brain_tumor_seg",
-                          threshold: float = 0.5, limit: int | None = None) -> dict:
-    """Grad-CAM boxes/peaks against the hand-drawn tumour masks of ``brain_tumor_seg`` (yes/ + masks/).
-
-    For each image the heatmap of the most probable *tumour* class (arg-max over the non-normal
-    labels, whatever the model's top label) is resized to the image, boxed (>= ``threshold`` of max,
-    largest region) and compared with the mask's bounding box (IoU) and the mask itself (pointing
-    game: heatmap arg-max inside the mask, strict and within ``POINTING_TOLERANCE_PX``). Baselines:
-    the image centre as the point, and a centred box covering the middle half of each side.
-    """
-    import torch
-
-    from radscribe.data.datasets import read_gray
-    from radscribe.data.paths import dataset_dir
-    from radscribe.io.image import Image
-    from radscribe.models.explain import CamSession, resize_heatmap
-    from radscribe.models.registry import load_model
-
-    torch.set_num_threads(min(2, torch.get_num_threads()))
-    t0 = time.perf_counter()
-    root = dataset_dir(dataset)
-    loaded = load_model(model)
-    spec = loaded.spec
-    tumour_idx = [i for i, lbl in enumerate(spec.labels) if lbl != spec.normal_label]
-    files = sorted(p for p in (root / "yes").iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    if limit:
-        files = files[:limit]
-    # the fused CAM layers were chosen on one fixed-seed half of these images: report the other half too
-    perm = np.random.default_rng(0).permutation(len(files))
-    selection_half = {files[i].name for i in perm[: len(files) // 2]}
-    rows = []
-    from tqdm import tqdm
-
-    for f in tqdm(files, desc="localisation", leave=False):
-        mpath = root / "masks" / (f.stem + ".png")
-        if not mpath.is_file():
-            continue
-        img = read_gray(f)
-        mask = read_gray(mpath) >= 128
-        if mask.shape != img.shape or not mask.any():
-            continue
-        image = Image(array=img[None], spacing_known=False, source=str(f), source_format="jpeg")
-        x = loaded.preprocess(image)
-        s = CamSession(loaded, x)
-        p = torch.softmax(s.logits[0] / loaded.temperature, 0).numpy()
-        k = max(tumour_idx, key=lambda i: p[i])
-        h = resize_heatmap(s.cam(k), img.shape)
-        sc = localization_scores(h, mask, threshold)
-        rows.append({
-            "file": f.name, "pred": spec.labels[int(np.argmax(p))], "tumour_class": spec.labels[k],
-            "p_tumour": float(1 - p[spec.labels.index(spec.normal_label)]),
-            **{k2: v for k2, v in sc.items() if k2 not in ("box", "mask_box")},
-            "mask_fraction": float(mask.mean()), "half": "selection" if f.name in selection_half else "held_out",
-        })
-    if not rows:
-        raise RadscribeInputError(f"no image/mask pairs found under {root}")
-    def summary(rs: list[dict]) -> dict:
-        iou = np.array([r["iou"] for r in rs])
-        return {
-            "n": len(rs),
-            "predicted_tumour_rate": float(np.mean([r["pred"] != spec.normal_label for r in rs])),
-            "box_iou_mean": float(iou.mean()), "box_iou_median": float(np.median(iou)),
-            "box_iou_ge_0.5": float((iou >= 0.5).mean()),
-            "pointing_hit_strict": float(np.mean([r["hit_strict"] for r in rs])),
-            "pointing_hit_tol": float(np.mean([r["hit_tol"] for r in rs])),
-            "baseline_centre_point_hit_tol": float(np.mean([r["centre_hit_tol"] for r in rs])),
-            "baseline_centre_box_iou_mean": float(np.mean([r["centre_box_iou"] for r in rs])),
-            "baseline_centre_box_iou_ge_0.5": float(np.mean([r["centre_box_iou"] >= 0.5 for r in rs])),
-            "mean_mask_fraction_of_image": float(np.mean([r["mask_fraction"] for r in rs])),
-        }
-
-    from radscribe.models.explain import cam_layers
-
-    res = {
-        "model": model, "dataset": f"{dataset} (yes/ images with masks/; a different source than the training data)",
-        "cam_layers": list(cam_layers(loaded)), "box_threshold": threshold,
-        "pointing_tolerance_px": POINTING_TOLERANCE_PX,
-        "all": summary(rows), "held_out_half": summary([r for r in rows if r["half"] == "held_out"]),
-        "wall_s": round(time.perf_counter() - t0, 1),
-    }
-    res["per_image"] = rows
-    return res
-
-
-def recalibrate(name: str) -> dict:
-    """Refit the temperature of registered model ``name`` on its validation split and rewrite
-    ``weights/<name>/calibration.json`` (atomically)."""
-    import torch
-
-    from radscribe.evaluate.calibration import calibration_summary
-    from radscribe.io.output import atomic_file
-    from radscribe.models.registry import load_model
-    from radscribe.train.augment import make_batch_transform
-    from radscribe.train.config import parse_config
-    from radscribe.train.loop import build_datasets, predict_logits
-
-    torch.set_num_threads(min(2, torch.get_num_threads()))
-    loaded = load_model(name)
-    cfg = parse_config(loaded.config, str(loaded.spec.weights_dir / "config.yaml"))
-    ds = build_datasets(cfg, ("val",))["val"]
-    logits, y = predict_logits(loaded.module, ds, make_batch_transform(cfg.data.augment, loaded.spec.dims))
-    cal = calibration_summary(logits, y)
-    with atomic_file(loaded.spec.weights_dir / "calibration.json") as fh:
-        json.dump(cal, fh, indent=1)
-    (loaded.spec.weights_dir / "calibration.json").chmod(0o644)
-    return cal
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m radscribe.evaluate.classification localize|recalibrate [--model NAME] [--json FILE]``."""
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m radscribe.evaluate.classification")
-    ap.add_argument("action", choices=["localize", "recalibrate"])
-    ap.add_argument("--model", default="mri-brain-tumor")
-    ap.add_argument("--threshold", type=float, default=0.5)
-    ap.add_argument("--json", type=Path)
-    a = ap.parse_args(argv)
-    try:
-        if a.action == "recalibrate":
-            print(json.dumps(recalibrate(a.model), indent=1))
-            return 0
-        r = evaluate_localization(a.model, threshold=a.threshold)
-    except RadscribeInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps({k: v for k, v in _round(r).items() if k != "per_image"}, indent=1))
-    if a.json:
-        a.json.write_text(json.dumps(_round(r), indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Mapping
 
 import numpy as np
+from sklearn.metrics import f1_score, precision_score, recall_score
 
 from radscribe.errors import RadscribeInputError
 from radscribe.knowledge import ontology
@@ -35,8 +36,6 @@ def chexpert_vector(text: str) -> np.ndarray:
 
 def clinical_efficacy(refs: Mapping[str, str], gens: Mapping[str, str]) -> dict:
     """CE of ``gens`` against ``refs`` (same ids): micro/macro P/R/F1 and per-label figures."""
-    from sklearn.metrics import f1_score, precision_score, recall_score
-
     if set(refs) != set(gens):
         raise RadscribeInputError("references and generated reports have different ids")
     if not refs:

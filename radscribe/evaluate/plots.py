@@ -8,11 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
 import matplotlib
+import numpy as np
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
-matplotlib.use("Agg")
+from radscribe.train.calibration import reliability_bins
+
+matplotlib.use("Agg")  # before pyplot: no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
 
@@ -37,8 +39,6 @@ def _one_vs_rest(labels: Sequence[str], probs: np.ndarray, y: np.ndarray, normal
 
 def plot_roc(labels: Sequence[str], probs: np.ndarray, y: np.ndarray, path: Path,
              normal_label: str | None = "normal") -> Path:
-    from sklearn.metrics import roc_auc_score, roc_curve
-
     fig, ax = plt.subplots(figsize=(5, 5))
     for name, yt, s in _one_vs_rest(labels, probs, y, normal_label):
         if yt.min() == yt.max():
@@ -54,8 +54,6 @@ def plot_roc(labels: Sequence[str], probs: np.ndarray, y: np.ndarray, path: Path
 
 def plot_pr(labels: Sequence[str], probs: np.ndarray, y: np.ndarray, path: Path,
             normal_label: str | None = "normal") -> Path:
-    from sklearn.metrics import average_precision_score, precision_recall_curve
-
     fig, ax = plt.subplots(figsize=(5, 5))
     for name, yt, s in _one_vs_rest(labels, probs, y, normal_label):
         if yt.min() == yt.max():
@@ -112,3 +110,15 @@ def plot_heatmap(image2d: np.ndarray, heatmap: np.ndarray, path: Path, box=None,
     ax.set_title(title, fontsize=8)
     ax.axis("off")
     return _save(fig, path)
+
+
+def reliability_diagram(probs, labels, path, *, probs_after=None, n_bins: int = 15,
+                        title: str = "Reliability diagram") -> Path:
+    """Write a PNG reliability diagram (accuracy vs confidence per bin, with the ECE in the legend).
+
+    ``probs_after`` (optional) draws a second series, e.g. after temperature scaling.
+    """
+    series = [("before" if probs_after is not None else "model", reliability_bins(probs, labels, n_bins))]
+    if probs_after is not None:
+        series.append(("after temperature scaling", reliability_bins(probs_after, labels, n_bins)))
+    return plot_reliability(series, Path(path), title=title)

@@ -11,7 +11,14 @@ import json
 import time
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
+from radscribe.data.iu_xray import read_annotation
 from radscribe.errors import RadscribeInputError
+from radscribe.evaluate.clinical import clinical_efficacy
+from radscribe.evaluate.nlg import r2gen_vocabulary, score_nlg
+from radscribe.io.output import atomic_file
 
 
 def read_generated(path: Path) -> list[dict]:
@@ -46,10 +53,6 @@ def evaluate_reports(records: list[dict], annotation: Path | None, split: str, *
                      meteor: bool = True) -> dict:
     """All metrics for ``records`` (see :func:`read_generated`); references missing from a record come from
     R2Gen's annotation file, whose training split also gives the ``<unk>`` vocabulary of ``protocol="r2gen"``."""
-    from radscribe.data.iu_xray import read_annotation
-    from radscribe.evaluate.clinical import clinical_efficacy
-    from radscribe.evaluate.nlg import r2gen_vocabulary, score_nlg
-
     need_ann = protocol == "r2gen" or any(r["reference"] is None for r in records)
     ann = read_annotation(annotation) if need_ann else None
     refs, gens = {}, {}
@@ -75,8 +78,6 @@ def evaluate_reports(records: list[dict], annotation: Path | None, split: str, *
 
 
 def cli_evaluate_reports(args) -> int:
-    from radscribe.io.output import atomic_file
-
     records = read_generated(args.input)
     result = evaluate_reports(records, args.annotation, args.split, protocol=getattr(args, "protocol", "r2gen"),
                               meteor=not getattr(args, "no_meteor", False))
@@ -89,9 +90,6 @@ def cli_evaluate_reports(args) -> int:
 
 
 def _print(result: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     console = Console()
     t = Table(title=f"{result['n']} reports, protocol {result['protocol']}")
     names = ["BLEU_1", "BLEU_2", "BLEU_3", "BLEU_4", "METEOR", "ROUGE_L", "CIDEr"]

@@ -8,7 +8,6 @@ clipped to [0, 1]. Every mapping here is monotonically non-decreasing, pure and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -73,17 +72,3 @@ def normalize_percentile(x: np.ndarray, low: float = 0.5, high: float = 99.5) ->
 def display_uint8(array: np.ndarray, units: str, preset: str = "lung") -> np.ndarray:
     """What a viewer shows: a CT window for HU data, percentile normalisation otherwise."""
     return window(array, preset) if units == "HU" else normalize_percentile(array)
-
-
-@dataclass(frozen=True)
-class Windowd:
-    """Dictionary transform (MONAI style): ``d[key]`` HU -> float32 [0, 1] through a preset window."""
-
-    keys: tuple[str, ...] = ("image",)
-    preset: str = "lung"
-
-    def __call__(self, d: dict) -> dict:
-        out = dict(d)
-        for k in self.keys:
-            out[k] = window_unit(d[k], self.preset)
-        return out

@@ -15,23 +15,15 @@ cleaned form.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
+from radscribe.data.iu_xray import IUStudy, clean_report_r2gen
 from radscribe.errors import RadscribeInputError
 from radscribe.findings.model import Finding
 from radscribe.report.prompting import finding_features
 
-if TYPE_CHECKING:  # pragma: no cover
-    from radscribe.data.iu_xray import IUStudy
 
-
-def _clean(text: str) -> str:
-    from radscribe.data.iu_xray import clean_report_r2gen
-
-    return clean_report_r2gen(text)
-
-
-def _check(train: Sequence["IUStudy"], who: str) -> None:
+def _check(train: Sequence[IUStudy], who: str) -> None:
     if not train:
         raise RadscribeInputError(f"the {who} generator needs at least one training study to fit on")
 
@@ -45,12 +37,12 @@ class MostCommonGenerator:
         self.report: str | None = None
         self.count = 0
 
-    def fit(self, train: Sequence["IUStudy"]) -> None:
+    def fit(self, train: Sequence[IUStudy]) -> None:
         _check(train, self.name)
         counts: Counter[str] = Counter()
         first: dict[str, str] = {}
         for st in train:
-            c = _clean(st.reference)
+            c = clean_report_r2gen(st.reference)
             counts[c] += 1
             first.setdefault(c, st.reference)
         best = min(counts, key=lambda c: (-counts[c], c))
@@ -81,13 +73,13 @@ class RetrievalGenerator:
         self._text: dict[str, str] = {}
         self._cache: dict[frozenset, str] = {}
 
-    def fit(self, train: Sequence["IUStudy"]) -> None:
+    def fit(self, train: Sequence[IUStudy]) -> None:
         _check(train, self.name)
         groups: dict[frozenset, Counter] = defaultdict(Counter)
         self._text, self._cache = {}, {}
         for st in train:
             feats = finding_features(st.oracle)
-            c = _clean(st.reference)
+            c = clean_report_r2gen(st.reference)
             groups[frozenset(feats.items())][c] += 1
             self._text.setdefault(c, st.reference)
         self._groups = [(dict(k), v) for k, v in sorted(groups.items(), key=lambda kv: sorted(kv[0]))]

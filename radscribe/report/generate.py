@@ -13,18 +13,23 @@ and writes JSONL lines ``{id, generated, reference, n_corrections, ...}`` atomic
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import re
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
+from tqdm import tqdm
+
+from radscribe.data.iu_xray import IUStudy, load_iu
 from radscribe.errors import RadscribeInputError
 from radscribe.findings.model import Finding
-
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    from radscribe.data.iu_xray import IUStudy
+from radscribe.io.output import atomic_file
+from radscribe.report.consistency import guard
+from radscribe.report.prompting import sorted_findings
+from radscribe.report.structured import write_structured
 
 
 @runtime_checkable
@@ -33,7 +38,7 @@ class ReportGenerator(Protocol):
 
     name: str
 
-    def fit(self, train: Sequence["IUStudy"]) -> None:
+    def fit(self, train: Sequence[IUStudy]) -> None:
         """Learn whatever the generator needs from training studies (a no-op for rule writers)."""
 
     def generate(self, findings: Sequence[Finding], indication: str | None = None) -> str:
@@ -81,14 +86,10 @@ class StructuredGenerator:
         self.region = region
         self.modality = modality
 
-    def fit(self, train: Sequence["IUStudy"]) -> None:
+    def fit(self, train: Sequence[IUStudy]) -> None:
         return None
 
     def generate(self, findings: Sequence[Finding], indication: str | None = None) -> str:
-        from radscribe.report.structured import write_structured
-
-        from radscribe.report.prompting import sorted_findings
-
         # sorted so that the same finding set gives the same text whatever order it came in
         rep = write_structured(sorted_findings(findings), region=self.region, modality=self.modality, assume_complete=True)
         # a multi-line impression is numbered ("1. ...\n2. ..."); references carry it as plain sentences
@@ -101,7 +102,6 @@ class StructuredGenerator:
 def _generator_kwargs(name: str, args) -> dict[str, Any]:
     """Constructor arguments the CLI can pass to each generator."""
     cls = generator_class(name)
-    import inspect
 
     params = inspect.signature(cls.__init__).parameters
     kw: dict[str, Any] = {}
@@ -117,12 +117,6 @@ def _generator_kwargs(name: str, args) -> dict[str, Any]:
 
 def cli_generate_reports(args) -> int:
     """``radscribe generate-reports``: one guarded report per study of a split, as JSONL."""
-    from tqdm import tqdm
-
-    from radscribe.data.iu_xray import load_iu
-    from radscribe.report.consistency import guard
-    from radscribe.io.output import atomic_file
-
     gen_kw = _generator_kwargs(args.generator, args)  # fails early on an unknown name
     for p, what in ((args.annotation, "--annotation"), (args.reports, "--reports")):
         if not Path(p).is_file():

@@ -24,7 +24,8 @@ from urllib.parse import urlparse
 
 from radscribe.errors import RadscribeInputError
 from radscribe.findings.model import Finding
-from radscribe.report.prompting import findings_prompt
+from radscribe.report.prompting import finding_features, findings_prompt
+from radscribe.report.structured import write_structured
 
 DEFAULT_URL = "http://127.0.0.1:8080/v1"
 DEFAULT_MODEL = "smollm2"
@@ -153,8 +154,6 @@ class ServerGenerator:
     # ------------------------------------------------------------------ training examples
     def fit(self, train: Sequence[Any] = ()) -> None:
         """Keep (findings, reference) of the training studies to pick few-shot examples from."""
-        from radscribe.report.prompting import finding_features
-
         self._examples = [(finding_features(s.oracle), findings_prompt(s.oracle), s.reference)
                           for s in train if getattr(s, "reference", "")]
 
@@ -163,7 +162,6 @@ class ServerGenerator:
             return []
         if not self._examples:
             return list(BUILTIN_EXAMPLES[: self.few_shot])
-        from radscribe.report.prompting import finding_features
 
         q = finding_features(findings)
 
@@ -239,8 +237,6 @@ class ServerGenerator:
 
     # ------------------------------------------------------------------ generation
     def _fallback_text(self, findings: Sequence[Finding]) -> str:
-        from radscribe.report.structured import write_structured
-
         rep = write_structured(findings, region=self.region, modality=self.modality,
                                assume_complete=self.assume_complete)
         imp = [re.sub(r"^\d+\.\s+", "", line.strip()) for line in rep.impression.splitlines()]

@@ -7,40 +7,34 @@ minimum count 3, as R2Gen does. Trained with teacher forcing and cross-entropy, 
 the validation loss; decoding is batched beam search (beam 3, repeated-trigram blocking as in
 R2Gen) with cached keys/values, so a report costs one decoder step per word.
 
-Train (2 CPU cores, about 10 minutes)::
+Training lives in :mod:`radscribe.train.scratch` (2 CPU cores, about 10 minutes)::
 
-    python -m radscribe.report.scratch --seed 0 --out radscribe/report/weights/scratch
+    radscribe train-scratch --seed 0 --out radscribe/report/weights/scratch
 
 which writes ``model.safetensors``, ``vocab.json`` and ``config.yaml`` (config, exact command,
 training curve, wall time). :class:`ScratchGenerator` loads that folder (the committed seed-0 weights
-by default) or trains in ``fit`` when constructed with ``weights=None``.
+by default).
 """
 
 from __future__ import annotations
 
-import argparse
-import copy
 import json
 import math
-import random
-import shlex
-import sys
-import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+import yaml
+from safetensors.torch import load_file
 from torch import nn
 
+from radscribe.data.iu_xray import IUStudy
 from radscribe.errors import ConfigError, RadscribeInputError
 from radscribe.findings.model import Finding
 from radscribe.knowledge.ontology import ANATOMY, ATTRIBUTES, FINDING_KINDS, SIDES
 from radscribe.report.prompting import NORMAL_TOKEN, SEP_TOKEN, finding_tokens
-
-if TYPE_CHECKING:  # pragma: no cover
-    from radscribe.data.iu_xray import IUStudy
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "scratch"
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
@@ -93,16 +87,6 @@ def source_vocab() -> list[str]:
     for name, values in ATTRIBUTES.items():
         toks += [f"{name[:4]}:{v}" for v in values]
     return list(dict.fromkeys(toks))
-
-
-def build_word_vocab(texts: Sequence[str], min_count: int) -> list[str]:
-    """Specials + every word of the cleaned texts seen at least ``min_count`` times, most frequent first."""
-    counts: dict[str, int] = {}
-    for t in texts:
-        for w in t.split():
-            counts[w] = counts.get(w, 0) + 1
-    words = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
-    return list(SPECIALS) + words
 
 
 def detokenize(words: Sequence[str]) -> str:
@@ -285,48 +269,65 @@ class ReportDecoder(nn.Module):
         return out
 
 
+def encode_findings(findings: Sequence[Finding], src_vocab: Sequence[str]) -> list[int]:
+    """Source token ids of a finding list (tokens outside ``src_vocab`` -> ``<unk>``)."""
+    ix = {t: i for i, t in enumerate(src_vocab)}
+    return [ix.get(t, 1) for t in finding_tokens(findings)]
+
+
+def pad_rows(rows: list[list[int]]) -> torch.Tensor:
+    """Token id rows right-padded with ``<pad>`` (id 0) into one (n, max_len) tensor."""
+    n = max(len(r) for r in rows)
+    return torch.tensor([r + [0] * (n - len(r)) for r in rows], dtype=torch.long)
+
+
 # ------------------------------------------------------------------------------- generator
 
 class ScratchGenerator:
     """The from-scratch decoder as a report generator.
 
-    ``weights``: a folder written by :func:`train_scratch` (the committed seed-0 folder by default);
-    pass ``weights=None`` to train in :meth:`fit` with ``config`` (seed from ``seed``). A ``seed``
-    given with weights must be the seed they were trained with (so ``--seed 1`` never silently
-    reports the seed-0 model).
+    ``weights``: a folder written by :func:`radscribe.train.scratch.save_generator` (the committed
+    seed-0 folder by default). A ``seed`` given with weights must be the seed they were trained with
+    (so ``--seed 1`` never silently reports the seed-0 model). :func:`radscribe.train.scratch.train_decoder`
+    builds one from a freshly trained model with :meth:`trained`.
     """
 
     name = "scratch"
 
-    def __init__(self, weights: Path | str | None = DEFAULT_WEIGHTS, seed: int | None = None,
-                 config: ScratchConfig | None = None) -> None:
-        self.config = copy.deepcopy(config) if config is not None else ScratchConfig()
-        if seed is not None and config is None:
-            self.config.seed = seed
+    def __init__(self, weights: Path | str | None = DEFAULT_WEIGHTS, seed: int | None = None) -> None:
+        self.config = ScratchConfig()
         self.model: ReportDecoder | None = None
         self.src_vocab: list[str] = source_vocab()
         self.words: list[str] = []
         self.history: dict = {}
         self._cache: dict[tuple, str] = {}
-        self.command = ""  # the command line that trained it, recorded in config.yaml
-        if weights is not None:
+        if weights is not None:  # None: an empty shell that :meth:`trained` fills
             self.load(Path(weights))
             if seed is not None and seed != self.config.seed:
                 raise RadscribeInputError(
                     f"the scratch weights in {weights} were trained with seed {self.config.seed}, not {seed}; train "
-                    f"that seed with `python -m radscribe.report.scratch --seed {seed} --out DIR` and pass --weights DIR")
+                    f"that seed with `radscribe train-scratch --seed {seed} --out DIR` and pass --weights DIR")
+
+    @classmethod
+    def trained(cls, model: "ReportDecoder", config: ScratchConfig, words: list[str], history: dict) -> "ScratchGenerator":
+        """A generator around a model trained in this process (vocabulary ``words``, curve in ``history``)."""
+        g = cls(weights=None)
+        g.config, g.words, g.history = config, list(words), dict(history)
+        g.model = model.eval()
+        return g
+
+    def fit(self, train: Sequence[IUStudy] = ()) -> None:
+        """Nothing to learn here: the weights are trained by ``radscribe train-scratch``."""
+        return None
 
     # -- persistence
     def load(self, folder: Path) -> None:
         """Load ``model.safetensors`` + ``vocab.json`` + ``config.yaml`` from ``folder``."""
-        import yaml
-        from safetensors.torch import load_file
-
         files = [folder / n for n in ("model.safetensors", "vocab.json", "config.yaml")]
         missing = [str(f) for f in files if not f.is_file()]
         if missing:
             raise RadscribeInputError(f"scratch decoder weights incomplete in {folder}: missing {', '.join(missing)}; "
-                                      "train them with `python -m radscribe.report.scratch --out DIR`")
+                                      "train them with `radscribe train-scratch --out DIR`")
         meta = yaml.safe_load(files[2].read_text())
         self.config = ScratchConfig.from_dict(meta["config"])
         vocab = json.loads(files[1].read_text())
@@ -340,160 +341,12 @@ class ScratchGenerator:
         self.model = model.eval()
         self._cache = {}
 
-    def save(self, folder: Path, command: str | None = None) -> None:
-        """Write the weights, vocabularies and config (with the command that produced them)."""
-        import yaml
-        from safetensors.torch import save_file
-
-        from radscribe.io.output import atomic_file
-
-        if self.model is None:
-            raise RuntimeError("nothing to save: the scratch decoder is not trained")
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous().clone() for k, v in self.model.state_dict().items()}
-        tmp = folder / ".model.safetensors.tmp"
-        save_file(state, str(tmp))
-        tmp.replace(folder / "model.safetensors")
-        with atomic_file(folder / "vocab.json") as fh:
-            json.dump({"source": self.src_vocab, "words": self.words}, fh)
-        meta = {"command": command or "", "config": asdict(self.config), "training": self.history}
-        with atomic_file(folder / "config.yaml") as fh:
-            yaml.safe_dump(meta, fh, sort_keys=False)
-
-    # -- data
-    def _encode_src(self, findings: Sequence[Finding]) -> list[int]:
-        ix = {t: i for i, t in enumerate(self.src_vocab)}
-        return [ix.get(t, 1) for t in finding_tokens(findings)]
-
-    def _encode_tgt(self, cleaned: str) -> list[int]:
-        ix = {w: i for i, w in enumerate(self.words)}
-        ids = [ix.get(w, 3) for w in cleaned.split()][: self.config.max_len]
-        return [1] + ids + [2]
-
-    @staticmethod
-    def _pad(rows: list[list[int]]) -> torch.Tensor:
-        n = max(len(r) for r in rows)
-        return torch.tensor([r + [0] * (n - len(r)) for r in rows], dtype=torch.long)
-
-    @staticmethod
-    def _length_batches(pairs: list, size: int, rnd: random.Random) -> list[list[int]]:
-        """Shuffled batches of similar target length (less padding: about 1.6x faster on CPU)."""
-        from radscribe.train.batching import length_bucketed_batches
-
-        return length_bucketed_batches([len(p[1]) for p in pairs], size, rnd, pool_batches=20)
-
-    # -- training
-    def fit(self, train: Sequence["IUStudy"], val: Sequence["IUStudy"] | None = None,
-            checkpoint: Path | None = None) -> None:
-        """Train on ``train`` (oracle findings -> reference); early-stop on ``val`` loss.
-
-        Without ``val`` a fixed-seed ``val_fraction`` of ``train`` is held out. A generator built
-        from weights is already trained and ignores this call. With ``checkpoint``, the best model so
-        far is saved there after every improving epoch, and a file ``STOP`` in that folder ends
-        training after the current epoch (so a run can be cut short without losing it).
-        """
-        if self.model is not None:
-            return
-        if len(train) < 2:
-            raise RadscribeInputError("the scratch decoder needs at least two training studies")
-        threads = torch.get_num_threads()
-        torch.set_num_threads(max(1, self.config.threads))
-        try:
-            self._fit(train, val, checkpoint)
-        finally:
-            torch.set_num_threads(threads)
-
-    def _fit(self, train, val, checkpoint) -> None:
-        from radscribe.data.iu_xray import clean_report_r2gen
-
-        cfg = self.config
-        torch.manual_seed(cfg.seed)
-        rnd = random.Random(cfg.seed)
-        if val is None:
-            idx = list(range(len(train)))
-            rnd.shuffle(idx)
-            n_val = max(1, int(round(cfg.val_fraction * len(train))))
-            val = [train[i] for i in idx[:n_val]]
-            train = [train[i] for i in idx[n_val:]]
-        tr_clean = [clean_report_r2gen(s.reference) for s in train]
-        self.words = build_word_vocab(tr_clean, cfg.min_count)
-        pairs = [(self._encode_src(s.oracle), self._encode_tgt(c)) for s, c in zip(train, tr_clean)]
-        vpairs = [(self._encode_src(s.oracle), self._encode_tgt(clean_report_r2gen(s.reference))) for s in val]
-        model = ReportDecoder(cfg, len(self.src_vocab), len(self.words))
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
-
-        def val_loss() -> float:
-            model.eval()
-            tot, n = 0.0, 0
-            with torch.no_grad():
-                for i in range(0, len(vpairs), 64):
-                    chunk = vpairs[i:i + 64]
-                    src, tgt = self._pad([p[0] for p in chunk]), self._pad([p[1] for p in chunk])
-                    k = int((tgt[:, 1:] != 0).sum())
-                    tot += float(model.loss(src, tgt)) * k
-                    n += k
-            model.train()
-            return tot / max(n, 1)
-
-        from tqdm import tqdm
-
-        t0 = time.perf_counter()
-        best, best_state, bad, curve = float("inf"), None, 0, []
-        model.train()
-        for epoch in range(cfg.max_epochs):
-            batches = self._length_batches(pairs, cfg.batch_size, rnd)
-            tot, nb = 0.0, 0
-            bar = tqdm(batches, desc=f"scratch epoch {epoch + 1}", unit="batch",
-                       leave=False, file=sys.stderr, disable=len(pairs) < 200)
-            for batch in bar:
-                chunk = [pairs[j] for j in batch]
-                loss = model.loss(self._pad([p[0] for p in chunk]), self._pad([p[1] for p in chunk]))
-                opt.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
-                sched.step()
-                tot += loss.item()
-                nb += 1
-            vl = val_loss()
-            curve.append({"epoch": epoch + 1, "train_loss": round(tot / max(nb, 1), 4), "val_loss": round(vl, 4),
-                          "elapsed_s": round(time.perf_counter() - t0, 1)})
-            print(f"scratch seed {cfg.seed} epoch {epoch + 1}: train {tot / max(nb, 1):.4f} val {vl:.4f} "
-                  f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
-            if vl < best - 1e-4:
-                best, bad = vl, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                if checkpoint is not None:
-                    self._finish(model, best_state, curve, best, len(pairs), len(vpairs), t0, "checkpoint")
-                    self.save(checkpoint, command=self.command)
-            else:
-                bad += 1
-            stop = checkpoint is not None and (checkpoint / "STOP").exists()
-            if bad >= cfg.patience or time.perf_counter() - t0 > cfg.time_limit_s or stop:
-                why = "patience" if bad >= cfg.patience else "STOP file" if stop else "time limit"
-                break
-        else:
-            why = "max_epochs"
-        self._finish(model, best_state, curve, best, len(pairs), len(vpairs), t0, why)
-
-    def _finish(self, model, state, curve, best, n_train, n_val, t0, why) -> None:
-        model.load_state_dict(state)
-        self.model = copy.deepcopy(model).eval()
-        model.train()
-        self.history = {"curve": list(curve), "best_val_loss": round(best, 4), "stopped_by": why,
-                        "n_train": n_train, "n_val": n_val, "vocab_size": len(self.words),
-                        "train_wall_s": round(time.perf_counter() - t0, 1),
-                        "train_cpu_s": round(time.process_time(), 1),
-                        "n_params": sum(p.numel() for p in model.parameters())}
-        self._cache = {}
-
     # -- generation
     def generate_many(self, batch: Sequence[Sequence[Finding]]) -> list[str]:
         """Reports for several finding lists at once (one batched beam search for the unseen ones)."""
         if self.model is None:
             raise RuntimeError("ScratchGenerator.generate called before fit or load")
-        keys = [tuple(self._encode_src(f)) for f in batch]
+        keys = [tuple(encode_findings(f, self.src_vocab)) for f in batch]
         todo = list(dict.fromkeys(k for k in keys if k not in self._cache))
         banned = [0, 1, 3]  # pad, bos, unk
         threads = torch.get_num_threads()
@@ -502,7 +355,7 @@ class ScratchGenerator:
         try:
             for i in range(0, len(todo), 32):
                 chunk = todo[i:i + 32]
-                seqs = self.model.beam_search(self._pad([list(k) for k in chunk]), bos=1, eos=2, banned=banned)
+                seqs = self.model.beam_search(pad_rows([list(k) for k in chunk]), bos=1, eos=2, banned=banned)
                 for k, s in zip(chunk, seqs):
                     self._cache[k] = detokenize([self.words[w] for w in s])
         finally:
@@ -511,44 +364,3 @@ class ScratchGenerator:
 
     def generate(self, findings: Sequence[Finding], indication: str | None = None) -> str:
         return self.generate_many([findings])[0]
-
-
-# --------------------------------------------------------------------------- training entry
-
-def train_scratch(argv: list[str] | None = None) -> int:
-    """``python -m radscribe.report.scratch --seed S --out DIR``: train on IU X-ray train, early-stop on val."""
-    from radscribe.data.iu_xray import load_iu
-    from radscribe.data.paths import shared_data_dir
-
-    iu = shared_data_dir() / "iu_xray_reports"
-    p = argparse.ArgumentParser(prog="python -m radscribe.report.scratch", description=train_scratch.__doc__)
-    p.add_argument("--annotation", type=Path, default=iu / "r2gen_split_annotation.json")
-    p.add_argument("--reports", type=Path, default=iu / "indiana_reports.csv")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a ScratchConfig field")
-    a = p.parse_args(argv)
-    cfg = ScratchConfig(seed=a.seed, threads=a.threads)
-    for kv in a.set:
-        k, _, v = kv.partition("=")
-        if k not in {f.name for f in fields(cfg)}:
-            raise ConfigError(f"unknown scratch config key {k!r}")
-        setattr(cfg, k, type(getattr(cfg, k))(v) if not isinstance(getattr(cfg, k), bool) else v.lower() == "true")
-    splits = load_iu(a.annotation, a.reports)
-    gen = ScratchGenerator(weights=None, config=cfg)
-    cmd = "python -m radscribe.report.scratch " + " ".join(shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
-    gen.command = cmd
-    gen.fit(splits["train"], val=splits["val"], checkpoint=a.out)
-    gen.save(a.out, command=cmd)
-    print(f"saved {a.out} (best val loss {gen.history['best_val_loss']}, {gen.history['train_wall_s']} s)",
-          file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    try:
-        sys.exit(train_scratch())
-    except RadscribeInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)

@@ -26,10 +26,21 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
+from sklearn.metrics import confusion_matrix, roc_auc_score
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm import tqdm
 
+from radscribe.data.datasets import folder_splits, npz_splits
+from radscribe.data.paths import dataset_dir
 from radscribe.errors import ConfigError, OutputExistsError
+from radscribe.io.output import atomic_file
+from radscribe.models.classifier import build_classifier
+from radscribe.models.registry import _SPECS
 from radscribe.train import distributed as dd
+from radscribe.train.augment import make_batch_transform
+from radscribe.train.calibration import calibration_summary, ece, probs_from_logits
 from radscribe.train.config import RunConfig, TrainConfig, dump_config, load_config
 
 Transform = Callable[[torch.Tensor, torch.Generator, bool], torch.Tensor]
@@ -59,8 +70,6 @@ def _batch(ds: Any, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
 def predict_logits(model: nn.Module, ds: Any, transform: Transform = _identity, batch_size: int = 64,
                    progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(logits (N, C), labels (N,)) of a dataset in eval mode, no augmentation."""
-    from tqdm import tqdm
-
     model.eval()
     g = torch.Generator().manual_seed(0)
     out, ys = [], []
@@ -75,8 +84,6 @@ def predict_logits(model: nn.Module, ds: Any, transform: Transform = _identity, 
 def classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict:
     """loss (mean NLL, nats), acc, auc (binary: positive class 1; multi-class: macro one-vs-rest),
     per-class recall and the confusion matrix (rows = truth)."""
-    from sklearn.metrics import confusion_matrix, roc_auc_score
-
     lt = torch.from_numpy(np.asarray(logits, dtype=np.float64))
     y = np.asarray(labels).astype(int)
     n_classes = lt.shape[1]
@@ -119,8 +126,6 @@ def _lr_lambda(tcfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float
 
 
 def _save_weights(model: nn.Module, path: Path) -> None:
-    from safetensors.torch import save_file
-
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp))
@@ -128,8 +133,6 @@ def _save_weights(model: nn.Module, path: Path) -> None:
 
 
 def load_weights(model: nn.Module, path: Path) -> None:
-    from safetensors.torch import load_file
-
     model.load_state_dict(load_file(str(path)), strict=True)
 
 
@@ -148,8 +151,6 @@ class _FeatureCache:
 
     def __init__(self, model: nn.Module, ds: Any, transform: Transform, views: int, seed: int, progress: bool,
                  batch_size: int = 64):
-        from tqdm import tqdm
-
         model.eval()
         self.labels = np.asarray(ds.labels if hasattr(ds, "labels") else [int(ds[i][1]) for i in range(len(ds))])
         feats = []
@@ -173,7 +174,6 @@ def _make_ema(model: nn.Module, decay: float) -> Any:
     """An exponential moving average of ``model`` (parameters and BatchNorm buffers), or None when off."""
     if not decay:
         return None
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
@@ -198,8 +198,6 @@ def fit(model: nn.Module, train_ds: Any, val_ds: Any, tcfg: TrainConfig, run_dir
 
 def _fit(model: nn.Module, train_ds: Any, val_ds: Any, tcfg: TrainConfig, run_dir: Path, transform: Transform,
          seed: int, resume: bool, progress: bool, stop_after: int | None = None) -> FitResult:
-    from tqdm import tqdm
-
     rank, size = dd.world()
     progress = progress and rank == 0
     if rank == 0:
@@ -329,9 +327,6 @@ def _fit(model: nn.Module, train_ds: Any, val_ds: Any, tcfg: TrainConfig, run_di
 
 def build_datasets(cfg: RunConfig, splits: tuple[str, ...], progress: bool = True) -> dict:
     """The config's train/val/test CachedDatasets (val carved from training for folder datasets)."""
-    from radscribe.data.datasets import folder_splits, npz_splits
-    from radscribe.data.paths import dataset_dir
-
     root = dataset_dir(cfg.data.dataset)
     if cfg.data.format == "npz":
         return npz_splits(root / cfg.data.npz_file, cfg.data.input_size, splits)
@@ -341,8 +336,6 @@ def build_datasets(cfg: RunConfig, splits: tuple[str, ...], progress: bool = Tru
 
 
 def build_from_config(cfg: RunConfig) -> nn.Module:
-    from radscribe.models.classifier import build_classifier
-
     kw = cfg.model.model_dump()
     arch = kw.pop("arch")
     return build_classifier(arch, n_classes=len(cfg.labels), **kw)
@@ -357,8 +350,6 @@ def _command(args: Any) -> str:
 
 def export_weights(cfg: RunConfig, run_dir: Path, weights_dir: Path) -> None:
     """Copy the selected weights, the config and the calibration into a registry weights folder."""
-    from radscribe.io.output import atomic_file
-
     weights_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run_dir / "best.safetensors", weights_dir / "model.safetensors.tmp")
     (weights_dir / "model.safetensors.tmp").replace(weights_dir / "model.safetensors")
@@ -383,11 +374,6 @@ def cli_train(args: Any) -> int:
 
 
 def _cli_train(args: Any) -> int:
-    from radscribe.data.datasets import CachedDataset  # noqa: F401  (fail early if data deps are missing)
-    from radscribe.evaluate.calibration import calibration_summary
-    from radscribe.models.registry import _SPECS
-    from radscribe.train.augment import make_batch_transform
-
     cfg = load_config(args.config)
     cfg = cfg.model_copy(update={"command": _command(args)})
     run_dir = Path(args.out) if getattr(args, "out", None) else Path("runs") / cfg.name
@@ -436,7 +422,6 @@ def _cli_train(args: Any) -> int:
     if "test" in data:
         tl, ty = predict_logits(model, data["test"], transform)
         test = classification_metrics(tl, ty)
-        from radscribe.evaluate.calibration import ece, probs_from_logits
 
         test["ece_calibrated"] = ece(probs_from_logits(tl, cal["temperature"]), ty)
         test["ece_raw"] = ece(probs_from_logits(tl), ty)

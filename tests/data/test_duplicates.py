@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image as PILImage
 
-from radscribe.data.duplicates import (find_duplicates, hash_array, hash_files, hash_volume, hamming_histogram,
-                                       main)
+from radscribe.cli import main
+from radscribe.data.duplicates import find_duplicates, hash_array, hash_files, hash_volume, hamming_histogram
 
 
 def _scene(rng, n_blobs=6, size=128):
@@ -59,9 +59,12 @@ def test_volume_hash(rng):
     assert hash_volume("a", v).sha256 != hash_volume("b", v[::-1].copy()).sha256
 
 
-def test_cli_unknown_dataset(capsys):
-    assert main(["no_such_dataset"]) == 2
-    assert "error:" in capsys.readouterr().err
+def test_cli_unknown_dataset_fails_before_any_work(capsys, tmp_path):
+    assert main(["duplicates", "ct_kidney", "no_such_dataset", "--json", str(tmp_path / "d.json")]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("error: no duplicate check defined for dataset 'no_such_dataset'") and len(err.splitlines()) == 1
+    assert out == "" and not (tmp_path / "d.json").exists()  # the known first name was not hashed
+    assert main(["duplicates", "ct_kidney", "--max-distance", "65"]) == 2
 
 
 def test_real_dataset_small(shared_dataset, tmp_path):

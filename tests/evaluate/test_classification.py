@@ -107,25 +107,3 @@ def test_evaluate_end_to_end(tmp_path, monkeypatch, rng, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert main(["evaluate", "--model", "ct-kidney", "--split", "val", "--out", str(out), "--overwrite"]) == 0
     assert json.loads((out / "metrics.json").read_text())["split"] == "val"
-
-
-def test_localization_scores_known_answer():
-    from radscribe.evaluate.classification import localization_scores
-
-    mask = np.zeros((100, 100), bool)
-    mask[10:30, 70:90] = True                      # the 'tumour', off-centre
-    h = np.zeros((100, 100), np.float32)
-    h[15:35, 70:90] = 1.0                          # heatmap shifted 5 px down
-    h[20, 80] = 1.5                                # peak inside the mask
-    s = localization_scores(h, mask)
-    assert s["box"] == (15, 70, 35, 90) and s["mask_box"] == (10, 70, 30, 90)
-    assert s["iou"] == pytest.approx(15 * 20 / (25 * 20))
-    assert s["hit_strict"] and s["hit_tol"]
-    assert not s["centre_hit_tol"]                 # centre (50, 50) is ~29 px from the mask
-    h2 = np.zeros_like(h)
-    h2[39, 80] = 1.0                               # 10 px below the mask: a tolerant hit only
-    s2 = localization_scores(h2, mask)
-    assert not s2["hit_strict"] and s2["hit_tol"]
-    h2[:] = 0
-    h2[80, 10] = 1.0
-    assert not localization_scores(h2, mask)["hit_tol"]

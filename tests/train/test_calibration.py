@@ -1,12 +1,13 @@
-"""Temperature scaling, ECE and the reliability diagram on synthetic logits with known answers."""
+"""Tests for radscribe/train/calibration.py: temperature scaling and ECE on synthetic logits with known
+answers (and the reliability diagram of radscribe/evaluate/plots.py drawn from them)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from radscribe.evaluate.calibration import (calibration_summary, ece, fit_temperature, nll,
-                                            probs_from_logits, reliability_bins, reliability_diagram)
+from radscribe.evaluate.plots import reliability_diagram
+from radscribe.train.calibration import calibration_summary, ece, fit_temperature, nll, probs_from_logits, reliability_bins
 
 
 def _overconfident(rng, n=4000, c=3, true_t=3.0):
