@@ -34,18 +34,53 @@ COMMANDS = {
 SHARED_DATA = shared_data_dir()
 
 
+def _detector_names() -> tuple[str, ...]:
+    from radscribe.models.detector import DETECTORS
+
+    return tuple(DETECTORS)
+
+
+def _writer_names() -> tuple[str, ...]:
+    from radscribe.report.generate import GENERATORS
+
+    return tuple(GENERATORS)
+
+
+class _LazyHelp(argparse.Action):
+    """Stores one value; its help may be a callable, evaluated only when help is printed: the names
+    come from the registries, and building the parser must not import the detectors."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+
+    @property
+    def help(self):  # noqa: A003 - argparse's attribute name
+        h = self.__dict__.get("_help")
+        return h() if callable(h) else h
+
+    @help.setter
+    def help(self, value):
+        self.__dict__["_help"] = value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="radscribe", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"radscribe {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    a = sub.add_parser("analyze", help="analyse a study and write findings.json, report.md and overlays")
-    a.add_argument("path", type=Path, help="DICOM file or folder, NIfTI, MetaImage, NRRD, PNG or JPEG")
-    a.add_argument("--out", type=Path, required=True, help="output folder (must not exist unless --overwrite)")
+    a = sub.add_parser("analyze", help="analyse studies and write findings.json, report.md and overlays")
+    a.add_argument("path", type=Path, nargs="+", metavar="PATH",
+                   help="DICOM file or folder, NIfTI, MetaImage, NRRD, PNG or JPEG; several PATHs share one session")
+    a.add_argument("--out", type=Path, required=True,
+                   help="output folder (must not exist unless --overwrite); with several PATHs, the parent of "
+                        "one folder per study")
     a.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     a.add_argument("--series", help="SeriesInstanceUID to analyse when a folder holds several series")
-    a.add_argument("--writer", default="structured", help="report writer: structured (default), llm-lora, llm-server")
-    a.add_argument("--models", default="auto", help="'auto' (route by modality/region), 'none', or a comma list")
+    a.add_argument("--writer", default="structured", action=_LazyHelp,
+                   help=lambda: f"report writer: {', '.join(_writer_names())} (default structured)")
+    a.add_argument("--models", default="auto", action=_LazyHelp,
+                   help=lambda: "'auto' (every detector that applies, the default), 'none', or a comma list of: "
+                                + ", ".join(_detector_names()))
 
     ph = sub.add_parser("phantom", help="write a synthetic chest CT DICOM series with known nodules")
     ph.add_argument("--out", type=Path, required=True)
