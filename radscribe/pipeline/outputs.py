@@ -37,11 +37,13 @@ def check_output_location(out: Path, overwrite: bool) -> None:
     """Fail before any work when ``out`` cannot become the output folder: it exists (without
     ``overwrite``) or is a file, a parent is a file or not writable, or a name is too long."""
     out = Path(out)
-    if out.exists() or out.is_symlink():
-        if not overwrite:
-            raise OutputExistsError(f"output folder {out} exists already; pass --overwrite to replace it")
-        if not out.is_dir():
-            raise RadscribeInputError(f"output path {out} exists and is not a folder")
+    try:
+        _check_output_location(out, overwrite)
+    except OSError as exc:  # e.g. ENAMETOOLONG from stat() itself, ELOOP, EACCES on a parent
+        raise output_error(out, exc) from exc
+
+
+def _check_output_location(out: Path, overwrite: bool) -> None:
     anchor = out.absolute().parent
     missing: list[str] = [out.name]
     while not anchor.exists():
@@ -57,10 +59,15 @@ def check_output_location(out: Path, overwrite: bool) -> None:
     for i, part in enumerate(missing):
         extra = _SIBLING_EXTRA if i == 0 else 0   # the output folder is built in a longer-named sibling
         if len(os.fsencode(part)) + extra > name_max:
-            raise RadscribeInputError(f"cannot write {out}: the name {part[:40]}... is too long for the file system "
-                                      f"({len(os.fsencode(part))} bytes; at most {name_max - extra})")
+            raise RadscribeInputError(f"cannot write {out.parent}/{part[:20]}...: the name is too long for the file "
+                                      f"system ({len(os.fsencode(part))} bytes; at most {name_max - extra})")
     if len(os.fsencode(str(out.absolute()))) + _SIBLING_EXTRA + 64 > path_max:
-        raise RadscribeInputError(f"cannot write {out}: the path is too long for the file system")
+        raise RadscribeInputError(f"cannot write {str(out)[:60]}...: the path is too long for the file system")
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise OutputExistsError(f"output folder {out} exists already; pass --overwrite to replace it")
+        if not out.is_dir():
+            raise RadscribeInputError(f"output path {out} exists and is not a folder")
     if not os.access(anchor, os.W_OK | os.X_OK):
         raise RadscribeInputError(f"cannot write {out}: no permission to create files in {anchor}")
 
