@@ -25,6 +25,7 @@ COMMANDS = {
     "train": "radscribe.train.loop:cli_train",
     "evaluate": "radscribe.evaluate.classification:cli_evaluate",
     "predict": "radscribe.models.predict:cli_predict",
+    "domain": "radscribe.train.domain:cli_domain",
     "generate-reports": "radscribe.report.generate:cli_generate_reports",
     "evaluate-reports": "radscribe.evaluate.reports:cli_evaluate_reports",
     "label-reports": "radscribe.knowledge.labeler:cli_label_reports",
@@ -107,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--model", required=True)
     pr.add_argument("--out", type=Path, required=True)
     pr.add_argument("paths", type=Path, nargs="+")
+
+    dm = sub.add_parser("domain", help="train or evaluate the content-based domain classifier used by routing")
+    dm.add_argument("action", choices=["train", "evaluate"])
+    dm.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "models" / "weights" / "domain",
+                    help="weights folder written (train) or read (evaluate); default: the committed one")
+    dm.add_argument("--input-size", type=int, help="train: input side in pixels (default 128)")
+    dm.add_argument("--json", type=Path, help="evaluate: also write the results to this file")
 
     g = sub.add_parser("generate-reports", help="generate a report for every study of a split (JSONL)")
     g.add_argument("--annotation", type=Path, default=SHARED_DATA / "iu_xray_reports" / "r2gen_split_annotation.json")
