@@ -155,7 +155,10 @@ class Analyzer:
         try:
             with atomic_dir(out, overwrite=overwrite) as tmp:
                 return self._write(Path(path), image, study, run, writer, tmp, t_start)
-        except OSError as exc:
+        except OSError as exc:  # at the output boundary: one user-facing line; elsewhere (a model file) a bug
+            where = Path(str(exc.filename)).absolute() if exc.filename else None
+            if where is not None and out.absolute().parent not in (where, *where.parents):
+                raise
             raise outputs.output_error(out, exc) from exc
 
     def _detect(self, image: Image, recognition: Any, wanted: tuple[str, ...] | None, run: _Run) -> None:
