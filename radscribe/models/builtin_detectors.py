@@ -46,6 +46,8 @@ class ClassicNoduleDetector:
 
     name = nodule_candidates.DETECTOR
     kinds = ("nodule",)
+    description = ("chest CT volume in HU: lung segmentation + classical two-stage nodule candidates "
+                   "(no learning), Fleischner 2017 follow-up in the report")
 
     def applies(self, image: Image, recognition: Any) -> str | None:
         modality = getattr(recognition, "modality", None) or image.modality

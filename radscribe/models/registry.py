@@ -279,8 +279,20 @@ def cli_models(args: Any) -> int:
         acc, auc = _metrics_summary(s.weights_dir)
         table.add_row(s.name, f"{s.modality} / {s.body_region}", f"{s.dims}D", str(s.input_size),
                       ", ".join(s.labels), acc, auc, size)
+    from radscribe.models.detector import DETECTORS, get_detector
+
+    others = Table(title="other detectors (radscribe analyze --models NAME)")
+    for col in ("name", "finds", "what it reads"):
+        others.add_column(col, overflow="fold")
+    specs = {s.name for s in list_specs()}
+    for name in DETECTORS:
+        if name not in specs:
+            det = get_detector(name)
+            others.add_row(name, ", ".join(det.kinds), getattr(det, "description", ""))
     console = Console()
     if not console.is_terminal:  # piped / captured: do not squeeze the table into 80 columns
         console = Console(width=140)
     console.print(table)
+    if others.row_count:
+        console.print(others)
     return 0
