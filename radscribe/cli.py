@@ -26,6 +26,7 @@ COMMANDS = {
     "train": "radscribe.train.loop:cli_train",
     "evaluate": "radscribe.evaluate.classification:cli_evaluate",
     "predict": "radscribe.models.predict:cli_predict",
+    "domain": "radscribe.evaluate.domain:cli_domain",
     "generate-reports": "radscribe.report.generate:cli_generate_reports",
     "evaluate-reports": "radscribe.evaluate.reports:cli_evaluate_reports",
     "label-reports": "radscribe.evaluate.labeler:cli_label_reports",
@@ -44,18 +45,53 @@ COMMANDS = {
 SHARED_DATA = shared_data_dir()
 
 
+def _detector_names() -> tuple[str, ...]:
+    from radscribe.models.detector import DETECTORS
+
+    return tuple(DETECTORS)
+
+
+def _writer_names() -> tuple[str, ...]:
+    from radscribe.report.generate import GENERATORS
+
+    return tuple(GENERATORS)
+
+
+class _LazyHelp(argparse.Action):
+    """Stores one value; its help may be a callable, evaluated only when help is printed: the names
+    come from the registries, and building the parser must not import the detectors."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+
+    @property
+    def help(self):  # noqa: A003 - argparse's attribute name
+        h = self.__dict__.get("_help")
+        return h() if callable(h) else h
+
+    @help.setter
+    def help(self, value):
+        self.__dict__["_help"] = value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="radscribe", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"radscribe {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    a = sub.add_parser("analyze", help="analyse a study and write findings.json, report.md and overlays")
-    a.add_argument("path", type=Path, help="DICOM file or folder, NIfTI, MetaImage, NRRD, PNG or JPEG")
-    a.add_argument("--out", type=Path, required=True, help="output folder (must not exist unless --overwrite)")
+    a = sub.add_parser("analyze", help="analyse studies and write findings.json, report.md and overlays")
+    a.add_argument("path", type=Path, nargs="+", metavar="PATH",
+                   help="DICOM file or folder, NIfTI, MetaImage, NRRD, PNG or JPEG; several PATHs share one session")
+    a.add_argument("--out", type=Path, required=True,
+                   help="output folder (must not exist unless --overwrite); with several PATHs, the parent of "
+                        "one folder per study")
     a.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     a.add_argument("--series", help="SeriesInstanceUID to analyse when a folder holds several series")
-    a.add_argument("--writer", default="structured", help="report writer: structured (default), llm-lora, llm-server")
-    a.add_argument("--models", default="auto", help="'auto' (route by modality/region), 'none', or a comma list")
+    a.add_argument("--writer", default="structured", action=_LazyHelp,
+                   help=lambda: f"report writer: {', '.join(_writer_names())} (default structured)")
+    a.add_argument("--models", default="auto", action=_LazyHelp,
+                   help=lambda: "'auto' (every detector that applies, the default), 'none', or a comma list of: "
+                                + ", ".join(_detector_names()))
 
     ph = sub.add_parser("phantom", help="write a synthetic chest CT DICOM series with known nodules")
     ph.add_argument("--out", type=Path, required=True)
@@ -84,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--model", required=True)
     pr.add_argument("--out", type=Path, required=True)
     pr.add_argument("paths", type=Path, nargs="+")
+
+    dm = sub.add_parser("domain", help="train or evaluate the content-based domain classifier used by routing")
+    dm.add_argument("action", choices=["train", "evaluate"])
+    dm.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "models" / "weights" / "domain",
+                    help="weights folder written (train) or read (evaluate); default: the committed one")
+    dm.add_argument("--input-size", type=int, help="train: input side in pixels (default 128)")
+    dm.add_argument("--json", type=Path, help="evaluate: also write the results to this file")
 
     g = sub.add_parser("generate-reports", help="generate a report for every study of a split (JSONL)")
     g.add_argument("--annotation", type=Path, default=SHARED_DATA / "iu_xray_reports" / "r2gen_split_annotation.json")

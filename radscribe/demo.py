@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
-    from radscribe.analyze import analyze
+    from radscribe.analyze import Analyzer
     from radscribe.data.phantom import make_phantom, write_phantom
 
     console = Console(stderr=True)
@@ -55,11 +55,12 @@ def main(argv: list[str] | None = None) -> int:
             write_phantom(make_phantom(args.seed), phantom_dir, seed=args.seed)
         studies = [("phantom chest CT (DICOM series)", phantom_dir / "dicom")]
         studies += [(p.name, p) for p in sorted(EXAMPLES.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+        session = Analyzer()  # one session: each model loads once for all the studies
         for label, path in studies:
             with console.status(f"analysing {label}..."):
                 t = time.perf_counter()
                 name = "phantom-analysis" if path.parent == phantom_dir else path.stem
-                a = analyze(path, out / name, overwrite=True)
+                a = session.analyze(path, out / name, overwrite=True)
                 dt = time.perf_counter() - t
             what = ", ".join(
                 (f.kind if f.present else f"no {f.kind}")

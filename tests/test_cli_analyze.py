@@ -128,3 +128,163 @@ def test_unknown_writer_fails_before_any_work(tmp_path, capsys):
     rc, _, err = _run(capsys, "analyze", str(img), "--out", str(tmp_path / "o"), "--writer", "poetry")
     _assert_clean_error(rc, err, "unknown report writer 'poetry'")
     assert "llm-lora" in err and not (tmp_path / "o").exists()
+
+
+# --- several studies in one session -------------------------------------------------------------
+
+def _png(path, value=0):
+    PILImage.fromarray(np.full((32, 32), value, np.uint8)).save(path)
+    return path
+
+
+def test_several_paths_one_folder_each_and_a_failure_does_not_stop_the_others(tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    p1, p2 = _png(tmp_path / "a" / "x.png"), _png(tmp_path / "b" / "x.png", 50)
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not a png")
+    out = tmp_path / "batch"
+    rc, stdout, err = _run(capsys, "analyze", str(p1), str(bad), str(p2), "--out", str(out), "--models", "none")
+    assert rc == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["x", "x-2"]
+    for name in ("x", "x-2"):
+        assert json.loads((out / name / "findings.json").read_text())["detectors_run"] == []
+    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "broken.png" in errors[0] and "Traceback" not in err
+    assert "2 of 3 studies" in stdout and "failed" in stdout
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_several_paths_exit_2_only_when_none_succeeded(tmp_path, capsys):
+    bad1, bad2 = tmp_path / "b1.png", tmp_path / "b2.dcm"
+    bad1.write_bytes(b"x")
+    bad2.write_bytes(b"")
+    rc, _, err = _run(capsys, "analyze", str(bad1), str(bad2), "--out", str(tmp_path / "o"))
+    assert rc == 2
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert all(ln.startswith("error:") for ln in lines) and len(lines) == 3 and "none of the 2" in lines[-1]
+    assert not any(p.name != "o" and p.name.startswith(".") for p in tmp_path.iterdir())
+
+
+def test_a_second_study_in_a_session_loads_no_model_again(tmp_path, monkeypatch):
+    from radscribe.analyze import Analyzer
+    from radscribe.models import registry
+    from radscribe.models.registry import get_spec
+
+    if not (get_spec("mri-brain-tumor").weights_dir / "model.safetensors").exists():
+        pytest.skip("mri-brain-tumor weights are not installed")
+    calls = []
+    real = registry.load_model
+    monkeypatch.setattr(registry, "load_model", lambda *a, **k: calls.append(a) or real(*a, **k))
+    session = Analyzer()
+    img = EXAMPLES / "mri_glioma_Te-glTr_0000.jpg"
+    first = session.analyze(img, tmp_path / "one")
+    second = session.analyze(img, tmp_path / "two")
+    assert first.detectors_run == second.detectors_run == ("mri-brain-tumor",)
+    assert len(calls) == 1
+    assert first.timings["load_model"] > 10 * second.timings.get("load_model", 0.0)
+    assert [f.kind for f in first.findings] == [f.kind for f in second.findings]
+
+
+# --- the output boundary ------------------------------------------------------------------------
+
+def test_output_parent_is_a_file(tmp_path, capsys):
+    img = _png(tmp_path / "x.png")
+    (tmp_path / "file.txt").write_text("x")
+    rc, _, err = _run(capsys, "analyze", str(img), "--out", str(tmp_path / "file.txt" / "sub" / "o"))
+    _assert_clean_error(rc, err, "is a file")
+
+
+@pytest.mark.parametrize("n", [300, 250])   # 250 fits the file system, not its temporary sibling
+def test_output_name_too_long(tmp_path, capsys, n):
+    img = _png(tmp_path / "x.png")
+    rc, _, err = _run(capsys, "analyze", str(img), "--out", str(tmp_path / ("o" * n)))
+    _assert_clean_error(rc, err, "too long")
+    assert [p.name for p in tmp_path.iterdir()] == ["x.png"]
+
+
+def test_output_folder_not_writable(tmp_path, capsys):
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root may write anywhere; the OS-error path is tested by injection below")
+    img = _png(tmp_path / "x.png")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        rc, _, err = _run(capsys, "analyze", str(img), "--out", str(ro / "o"))
+    finally:
+        ro.chmod(0o700)
+    _assert_clean_error(rc, err, "permission")
+
+
+@pytest.mark.parametrize("where", ["mkdtemp", "write"])
+def test_os_errors_at_the_output_boundary_become_one_error_line(tmp_path, capsys, monkeypatch, where):
+    import errno
+    import tempfile
+    from pathlib import Path
+
+    img = _png(tmp_path / "x.png")
+    if where == "mkdtemp":
+        def fail(*a, **k):
+            raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path))
+        monkeypatch.setattr(tempfile, "mkdtemp", fail)
+    else:
+        real = Path.write_text
+
+        def fail(self, *a, **k):
+            if self.name == "findings.json":
+                raise OSError(errno.ENOSPC, "No space left on device", str(self))
+            return real(self, *a, **k)
+        monkeypatch.setattr(Path, "write_text", fail)
+    rc, _, err = _run(capsys, "analyze", str(img), "--out", str(tmp_path / "o"), "--models", "none")
+    _assert_clean_error(rc, err, "Permission denied" if where == "mkdtemp" else "No space left")
+    assert [p.name for p in tmp_path.iterdir()] == ["x.png"]
+
+
+# --- names from the registries ------------------------------------------------------------------
+
+def test_unknown_models_are_refused_with_the_known_names(tmp_path, capsys):
+    from radscribe.models.detector import DETECTORS
+
+    img = _png(tmp_path / "x.png")
+    rc, _, err = _run(capsys, "analyze", str(img), "--out", str(tmp_path / "o"), "--models", "cxr-pneumonia,lung-ai")
+    _assert_clean_error(rc, err, "'lung-ai'")
+    assert all(name in err for name in DETECTORS) and not (tmp_path / "o").exists()
+
+
+def test_help_lists_the_registered_detectors_and_writers(capsys):
+    from radscribe.models.detector import DETECTORS
+    from radscribe.report.generate import GENERATORS
+
+    with pytest.raises(SystemExit):
+        main(["analyze", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(n in text for n in DETECTORS) and all(n in text for n in GENERATORS)
+
+
+# --- optional outputs never sink a study ----------------------------------------------------------
+
+def test_a_failing_sr_export_leaves_the_study_written_with_a_note(tmp_path, capsys, monkeypatch):
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.data import get_testdata_file
+
+    src = get_testdata_file("CT_small.dcm")
+    rc, _, err = _run(capsys, "analyze", src, "--out", str(tmp_path / "ok"), "--models", "none")
+    assert rc == 0, err
+    assert pydicom.dcmread(tmp_path / "ok" / "report.sr.dcm").Modality == "SR"
+
+    import radscribe.report.sr as sr
+
+    def broken(*a, **k):
+        raise AttributeError("'Dataset' object has no attribute 'PatientBirthDate'")
+    monkeypatch.setattr(sr, "build_sr", broken)
+    out = tmp_path / "o"
+    rc, _, err = _run(capsys, "analyze", src, "--out", str(out), "--models", "none")
+    assert rc == 0, err
+    assert not (out / "report.sr.dcm").exists()
+    doc = json.loads((out / "findings.json").read_text())
+    note = [n for n in doc["study"]["notes"] if n.startswith("DICOM SR (report.sr.dcm) not written")]
+    assert note and "PatientBirthDate" in note[0]
+    assert "not written" in (out / "report.md").read_text() and (out / "report.fhir.json").is_file()

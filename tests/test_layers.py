@@ -43,7 +43,7 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "radscribe"
 
 LAYERS = ("errors", "io", "knowledge", "findings", "preprocess", "data", "models", "report", "train", "evaluate",
-          "analyze", "serve")
+          "pipeline", "analyze", "serve")
 TOP = {"cli", "demo", "__main__", "__init__"}
 RANK = {name: i for i, name in enumerate(LAYERS)}
 REGISTRY_STRING = re.compile(r"^radscribe(\.\w+)+:\w+$")

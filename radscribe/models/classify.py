@@ -28,6 +28,7 @@ import numpy as np
 
 from radscribe.findings.model import Finding
 from radscribe.io.image import Image
+from radscribe.knowledge.ontology import ANATOMY, anatomy
 
 #: Calibrated p(normal) at or above which a pertinent negative is reported.
 NORMAL_CONFIDENCE = 0.9
@@ -35,18 +36,6 @@ NORMAL_CONFIDENCE = 0.9
 BOX_THRESHOLD = 0.5
 #: Fraction of the heatmap mass that must lie on one side of the midline to name that side.
 SIDE_FRACTION = 0.75
-
-#: Model -> anatomy id of the organ it looks at; (model, label) overrides.
-MODEL_LOCATION = {"cxr-pneumonia": "lungs", "mri-brain-tumor": "brain", "ct-kidney": "kidneys",
-                  "ct-adrenal3d": "adrenal"}
-LABEL_LOCATION = {("mri-brain-tumor", "pituitary_tumour"): "sella",
-                  ("mri-brain-tumor", "glioma"): "cerebral_hemisphere",
-                  ("mri-brain-tumor", "meningioma"): "cerebral_hemisphere"}
-#: Organs with a left/right anatomy id.
-SIDED = {"lungs": ("right_lung", "left_lung"), "kidneys": ("right_kidney", "left_kidney")}
-#: Labels for which a side is meaningful (midline structures have none).
-NO_SIDE = {"pituitary_tumour", "adrenal_mass"}
-
 
 @dataclass(frozen=True)
 class ClassifierResult:
@@ -98,11 +87,24 @@ def heatmap_side(heatmap2d: np.ndarray, image2d: np.ndarray, left_is_increasing_
     return None, left_frac
 
 
-def _location(model: str, label: str, side: str | None) -> str | None:
-    loc = LABEL_LOCATION.get((model, label), MODEL_LOCATION.get(model))
-    if loc in SIDED and side in ("right", "left"):
-        return SIDED[loc][0 if side == "right" else 1]
-    return loc
+def sided_location(location: str | None, side: str | None) -> str | None:
+    """The left/right anatomy id of ``location`` from the knowledge module (``lungs`` + right ->
+    ``right_lung``), or ``location`` itself when it has no sided part or ``side`` is not left/right.
+
+    A sided part is an Anatomy entry with that ``side`` whose parent is ``location``, or a sibling
+    (same parent) whose label is the side plus the location's label or one of its synonyms
+    (``right kidney`` beside ``kidneys``/``kidney``).
+    """
+    if location is None or side not in ("left", "right"):
+        return location
+    base = anatomy(location)
+    names = {base.label, *base.synonyms}
+    for a in ANATOMY.values():
+        if a.side != side or a.id == location:
+            continue
+        if a.parent == location or (a.parent == base.parent and a.label in {f"{side} {n}" for n in names}):
+            return a.id
+    return location
 
 
 def classify_image(loaded, image: Image, *, heatmaps: bool = True,
@@ -163,7 +165,7 @@ def classify_image(loaded, image: Image, *, heatmaps: bool = True,
                     corners = image.voxel_to_patient(np.stack([lo, hi - 1]))
                     box_patient = tuple(np.minimum(*corners).tolist()) + tuple(np.maximum(*corners).tolist())
                     center_patient = tuple(image.voxel_to_patient(np.asarray(center_voxel)).tolist())
-            if spec.dims == 2 and label not in NO_SIDE:
+            if spec.dims == 2 and label not in spec.unsided_labels:
                 oriented = image.source_format.lower() in ("dicom", "nifti", "metaimage", "nrrd") \
                     and image.spacing_known
                 side, left_frac = heatmap_side(h, image.array[0], image.patient_left_is_increasing_x()
@@ -174,7 +176,7 @@ def classify_image(loaded, image: Image, *, heatmaps: bool = True,
                     "radiological display assumed (image left = patient right); the file has no orientation")
         findings.append(Finding(
             kind=label, detector=spec.name, confidence=float(p[k]), present=True,
-            location=_location(spec.name, label, side), side=side,
+            location=sided_location(spec.location_of(label), side), side=side,
             size_unit="mm" if image.spacing_known else "px", attributes=attrs,
             box_voxel=box_voxel, box_patient=box_patient, center_voxel=center_voxel,
             center_patient=center_patient, features=feats))
@@ -182,7 +184,7 @@ def classify_image(loaded, image: Image, *, heatmaps: bool = True,
         for lbl in spec.finding_labels:
             findings.append(Finding(
                 kind=lbl, detector=spec.name, confidence=float(1.0 - probs[lbl]), present=False,
-                location=_location(spec.name, lbl, None),
+                location=spec.location_of(lbl),
                 attributes={"evidence": evidence, "normal_probability": round(float(p[k]), 4)}, features=feats))
     timings["total"] = time.perf_counter() - t0
     return ClassifierResult(spec.name, label, probs, tuple(findings), maps, timings)

@@ -17,6 +17,7 @@ permanent hooks to the module, and its full ``backward()`` triples the CPU time 
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -25,11 +26,22 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 
+#: module -> {name: submodule}; walking ~200 submodules per heatmap cost ~2 ms an image.
+_NAMED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _named_modules(module: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    named = _NAMED.get(module)
+    if named is None:
+        named = _NAMED[module] = dict(module.named_modules())
+    return named
+
+
 def _layer(module: torch.nn.Module, name: str) -> torch.nn.Module:
-    for n, m in module.named_modules():
-        if n == name:
-            return m
-    raise ValueError(f"target layer {name!r} is not a module of the model")
+    try:
+        return _named_modules(module)[name]
+    except KeyError:
+        raise ValueError(f"target layer {name!r} is not a module of the model") from None
 
 
 #: Layers whose Grad-CAMs are multiplied, per registry architecture. For EfficientNet-Lite0 the last
@@ -42,7 +54,7 @@ def cam_layers(loaded: Any) -> tuple[str, ...]:
     """The layers whose Grad-CAMs are fused for ``loaded`` (its ``target_layer`` alone by default)."""
     arch = getattr(getattr(loaded, "spec", None), "arch", None)
     layers = CAM_LAYERS.get(arch) if arch else None
-    names = {n for n, _ in loaded.module.named_modules()}
+    names = _named_modules(loaded.module)
     if layers and all(n in names for n in layers):
         return layers
     return (loaded.target_layer,)
@@ -70,10 +82,14 @@ class CamSession:
         handles = []
         for name in self.layers:
             handles.append(_layer(module, name).register_forward_hook(
-                lambda _m, _i, out, name=name: store.__setitem__(name, out)))
+                lambda _m, _i, out, name=name: self._keep(store, name, out)))
         try:
             with torch.inference_mode(False), torch.enable_grad():
-                x = x.detach().clone().float().requires_grad_(True)
+                x = x.detach().clone().float()
+                if hasattr(loaded, "as_input"):
+                    x = loaded.as_input(x)
+                if any(p.requires_grad for p in module.parameters()):
+                    x.requires_grad_(True)
                 was_training = module.training
                 module.eval()
                 self._logits = module(x)
@@ -87,6 +103,18 @@ class CamSession:
             raise ValueError(f"layer(s) {missing} were not used in the forward pass")
         self._acti = [store[n] for n in self.layers]
         self.logits = self._logits.detach()
+
+    @staticmethod
+    def _keep(store: dict, name: str, out: torch.Tensor) -> torch.Tensor | None:
+        """Forward hook: keep ``out``. When nothing before it is differentiable (a frozen inference
+        module, as :class:`radscribe.models.registry.LoadedModel` holds), it becomes the leaf Grad-CAM
+        differentiates with respect to: the graph then starts at the first CAM layer, not the input."""
+        if not out.requires_grad:
+            out = out.detach().requires_grad_(True)
+            store[name] = out
+            return out
+        store[name] = out
+        return None
 
     def cam(self, class_index: int) -> np.ndarray:
         """Grad-CAM of ``class_index`` at the input's spatial shape, float32 in [0, 1] (all zeros if empty)."""

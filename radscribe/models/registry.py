@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from radscribe.errors import ConfigError, RadscribeInputError
-from radscribe.knowledge.ontology import FINDING_KINDS
+from radscribe.knowledge.ontology import ANATOMY, FINDING_KINDS
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -52,11 +52,21 @@ class ModelSpec:
     description: str = ""
     #: Architecture id understood by :func:`radscribe.models.classifier.build_classifier`.
     arch: str = "effnet-lite0"
+    #: Anatomy id (:data:`radscribe.knowledge.ontology.ANATOMY`) of the organ the model looks at ...
+    location: str | None = None
+    #: ... and (label, anatomy id) overrides for labels that sit elsewhere (a pituitary tumour in the sella).
+    label_locations: tuple[tuple[str, str], ...] = ()
+    #: Labels of midline structures: no side is named for them, whatever the heatmap says.
+    unsided_labels: tuple[str, ...] = ()
 
     @property
     def finding_labels(self) -> tuple[str, ...]:
         """The non-normal labels (each a FINDING_KINDS id)."""
         return tuple(lbl for lbl in self.labels if lbl != self.normal_label)
+
+    def location_of(self, label: str) -> str | None:
+        """Anatomy id where a ``label`` finding of this model lies (before the side is known)."""
+        return dict(self.label_locations).get(label, self.location)
 
 
 def _spec(name: str, **kw: Any) -> ModelSpec:
@@ -65,23 +75,29 @@ def _spec(name: str, **kw: Any) -> ModelSpec:
 
 _SPECS: dict[str, ModelSpec] = {s.name: s for s in [
     _spec("cxr-pneumonia", modality="CR", body_region="chest", dims=2, labels=("normal", "pneumonia"),
-          input_size=128, description="Frontal paediatric chest X-ray: pneumonia vs normal "
+          input_size=128, location="lungs", description="Frontal paediatric chest X-ray: pneumonia vs normal "
           "(EfficientNet-Lite0, ImageNet init; Kermany et al. 2018)."),
     _spec("mri-brain-tumor", modality="MR", body_region="brain", dims=2,
-          labels=("glioma", "meningioma", "pituitary_tumour", "normal"), input_size=128,
+          labels=("glioma", "meningioma", "pituitary_tumour", "normal"), input_size=128, location="brain",
+          label_locations=(("pituitary_tumour", "sella"), ("glioma", "cerebral_hemisphere"),
+                           ("meningioma", "cerebral_hemisphere")), unsided_labels=("pituitary_tumour",),
           description="Axial brain MR slice: glioma / meningioma / pituitary tumour / no tumour "
           "(EfficientNet-Lite0, ImageNet init; Nickparvar 2021)."),
     _spec("ct-kidney", modality="CT", body_region="abdomen", dims=2, labels=("normal", "cyst", "stone", "tumour"),
-          input_size=192, description="Abdominal CT slice through the kidneys: normal / cyst / stone / tumour "
+          input_size=192, location="kidneys",
+          description="Abdominal CT slice through the kidneys: normal / cyst / stone / tumour "
           "(EfficientNet-Lite0, ImageNet init; Islam et al. 2022)."),
     _spec("ct-adrenal3d", modality="CT", body_region="abdomen", dims=3, labels=("normal", "adrenal_mass"),
-          input_size=28, arch="cnn3d", description="3D adrenal gland shape mask from CT: adrenal mass vs normal "
+          input_size=28, arch="cnn3d", location="adrenal", unsided_labels=("adrenal_mass",),
+          description="3D adrenal gland shape mask from CT: adrenal mass vs normal "
           "(small 3D CNN from scratch; AdrenalMNIST3D)."),
 ]}
 
-for _s in _SPECS.values():  # labels must come from the knowledge module
+for _s in _SPECS.values():  # labels and anatomy must come from the knowledge module
     for _lbl in _s.finding_labels:
         assert _lbl in FINDING_KINDS, f"{_s.name}: label {_lbl!r} is not a FINDING_KINDS id"
+    for _loc in {_s.location, *dict(_s.label_locations).values()} - {None}:
+        assert _loc in ANATOMY, f"{_s.name}: location {_loc!r} is not an ANATOMY id"
 
 
 def list_specs() -> list[ModelSpec]:
@@ -110,8 +126,13 @@ class LoadedModel:
     """A registered model with its fine-tuned weights, config and calibration temperature."""
 
     def __init__(self, spec: ModelSpec, module: nn.Module, config: dict, temperature: float = 1.0):
+        import torch
+
         self.spec = spec
-        self.module = module.eval()
+        # Inference only: no parameter gradients (Grad-CAM differentiates activations, not weights), and
+        # 2D convolutions in channels-last layout, ~25% less CPU per image for EfficientNet-Lite0.
+        self.memory_format = torch.channels_last if spec.dims == 2 else torch.contiguous_format
+        self.module = module.eval().requires_grad_(False).to(memory_format=self.memory_format)
         self.config = config
         self.temperature = float(temperature)
 
@@ -153,7 +174,11 @@ class LoadedModel:
         import torch
 
         with torch.no_grad():
-            return self.module(batch.float())
+            return self.module(self.as_input(batch))
+
+    def as_input(self, batch: torch.Tensor) -> torch.Tensor:
+        """A batch as the module wants it: float32, in the module's memory format."""
+        return batch.float().contiguous(memory_format=self.memory_format)
 
     def predict_proba(self, batch: torch.Tensor) -> np.ndarray:
         """Calibrated probabilities softmax(logits / temperature), shape (B, n_labels)."""
@@ -254,8 +279,20 @@ def cli_models(args: Any) -> int:
         acc, auc = _metrics_summary(s.weights_dir)
         table.add_row(s.name, f"{s.modality} / {s.body_region}", f"{s.dims}D", str(s.input_size),
                       ", ".join(s.labels), acc, auc, size)
+    from radscribe.models.detector import DETECTORS, get_detector
+
+    others = Table(title="other detectors (radscribe analyze --models NAME)")
+    for col in ("name", "finds", "what it reads"):
+        others.add_column(col, overflow="fold")
+    specs = {s.name for s in list_specs()}
+    for name in DETECTORS:
+        if name not in specs:
+            det = get_detector(name)
+            others.add_row(name, ", ".join(det.kinds), getattr(det, "description", ""))
     console = Console()
     if not console.is_terminal:  # piped / captured: do not squeeze the table into 80 columns
         console = Console(width=140)
     console.print(table)
+    if others.row_count:
+        console.print(others)
     return 0

@@ -20,6 +20,8 @@ regions brain and head.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +71,33 @@ class RoutingDecision:
 def _adrenal_like(shape: tuple[int, int, int]) -> bool:
     lo, hi = ADRENAL_SIDE_RANGE
     return all(lo <= s <= hi for s in shape) and max(shape) / min(shape) <= ADRENAL_MAX_ASPECT
+
+
+def spec_reason(s: Any, image: Image, modality: str | None, region: str | None,
+                header_modality: str | None) -> str | None:
+    """None when spec ``s`` reads ``image`` whose established ``modality``/``region`` (None = not
+    established) are as given, else the human reason it does not (see module doc)."""
+    volume = image.is_volume
+    if s.dims == 2 and volume:
+        return (f"{s.name} reads single 2D images, not a {image.shape[0]}-slice volume "
+                "(radscribe does not pick a slice for it)")
+    if s.dims == 3 and not volume:
+        return f"{s.name} reads 3D volumes; this is a 2D image"
+    if s.dims == 3 and not _adrenal_like(image.shape):
+        return (f"{s.name} reads an AdrenalMNIST3D-like crop around one adrenal gland "
+                f"({ADRENAL_SIDE_RANGE[0]}-{ADRENAL_SIDE_RANGE[1]} voxels per side); this volume is "
+                f"{'x'.join(map(str, image.shape))} and radscribe has no adrenal segmentation to crop it")
+    if s.dims == 3 and header_modality not in (None, "CT"):
+        return f"{s.name} reads CT; the header says {header_modality}"
+    if s.dims == 3:
+        return None  # an adrenal-sized CT (or header-less) crop: the model's own input form
+    if modality is None or region is None:
+        return f"{s.name} needs {s.modality} {s.body_region}; modality/region of this image are not established"
+    if modality != s.modality:
+        return f"{s.name} reads {s.modality} ({s.body_region}); this image is {modality}"
+    if not _region_ok(s.body_region, region):
+        return f"{s.name} reads {s.modality} of the {s.body_region}; this image shows the {region}"
+    return None
 
 
 def decide(image: Image, recognition: Any = None, *, use_content: bool = True,
@@ -123,31 +152,32 @@ def decide(image: Image, recognition: Any = None, *, use_content: bool = True,
         modality = region = None  # 2D, no content check and no full header: nothing can be trusted
 
     for s in specs:
-        why = None
-        if s.dims == 2 and volume:
-            why = (f"{s.name} reads single 2D images, not a {image.shape[0]}-slice volume "
-                   "(radscribe does not pick a slice for it)")
-        elif s.dims == 3 and not volume:
-            why = f"{s.name} reads 3D volumes; this is a 2D image"
-        elif s.dims == 3 and not _adrenal_like(image.shape):
-            why = (f"{s.name} reads an AdrenalMNIST3D-like crop around one adrenal gland "
-                   f"({ADRENAL_SIDE_RANGE[0]}-{ADRENAL_SIDE_RANGE[1]} voxels per side); this volume is "
-                   f"{'x'.join(map(str, image.shape))} and radscribe has no adrenal segmentation to crop it")
-        elif s.dims == 3 and h_mod not in (None, "CT"):
-            why = f"{s.name} reads CT; the header says {h_mod}"
-        elif s.dims == 3:
-            why = None  # an adrenal-sized CT (or header-less) crop: the model's own input form
-        elif modality is None or region is None:
-            why = f"{s.name} needs {s.modality} {s.body_region}; modality/region of this image are not established"
-        elif modality != s.modality:
-            why = f"{s.name} reads {s.modality} ({s.body_region}); this image is {modality}"
-        elif not _region_ok(s.body_region, region):
-            why = f"{s.name} reads {s.modality} of the {s.body_region}; this image shows the {region}"
+        why = spec_reason(s, image, modality, region, h_mod)
         if why is None:
             chosen.append(s.name)
         else:
             skipped.append(why)
     return RoutingDecision(tuple(chosen), tuple(skipped), modality, region, decided_from, dom, tuple(notes))
+
+
+_CACHE = threading.local()
+
+
+def decide_cached(image: Image, recognition: Any = None) -> RoutingDecision:
+    """:func:`decide`, computed once per (image, recognition) and thread: every classifier's
+    ``applies`` asks for the same decision, and the domain classifier then runs once per study."""
+    last = getattr(_CACHE, "last", None)
+    if last is not None and last[0]() is image and last[1] == recognition:
+        return last[2]
+    d = decide(image, recognition)
+    _CACHE.last = (weakref.ref(image), recognition, d)
+    return d
+
+
+def cached_decision(image: Image) -> tuple[Any, RoutingDecision] | None:
+    """(recognition, decision) that :func:`decide_cached` last made for this very image, else None."""
+    last = getattr(_CACHE, "last", None)
+    return (last[1], last[2]) if last is not None and last[0]() is image else None
 
 
 def route(image: Image, recognition: Any = None) -> tuple[list[str], list[str]]:

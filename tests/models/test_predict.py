@@ -120,8 +120,7 @@ def test_real_images_route_by_content(shared_dataset, tiny_registry, tmp_path, m
     """With the real domain classifier: chest X-rays are classified, a brain MRI in the same folder is skipped."""
     from radscribe.models import domain
 
-    if not (domain.WEIGHTS_DIR / "model.safetensors").is_file():
-        pytest.skip("domain classifier weights not committed yet")
+    assert (domain.WEIGHTS_DIR / "model.safetensors").is_file(), "the domain classifier weights are committed"
     cxr, mri = shared_dataset("chest_xray_pneumonia"), shared_dataset("brain_tumor_mri")
     monkeypatch.undo()   # real check_domain, but keep the temp weights
     monkeypatch.setitem(registry._SPECS, "cxr-pneumonia",

@@ -169,5 +169,8 @@ def test_cli_models_lists_without_torch(tmp_path):
 
 
 def test_cli_models_in_process(capsys):
+    from radscribe.models.detector import DETECTORS
+
     assert main(["models"]) == 0
-    assert "ct-adrenal3d" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert all(name in out for name in DETECTORS)     # the classifiers and every other detector

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from radscribe.io.image import Image
 from radscribe.models import domain as domain_mod
@@ -81,9 +80,51 @@ def test_volumes_never_go_to_2d_models_and_adrenal_only_for_adrenal_crops():
 
 
 def test_real_domain_classifier_on_noise():
-    if not (domain_mod.WEIGHTS_DIR / "model.safetensors").is_file():
-        pytest.skip("domain classifier weights not committed yet")
+    assert (domain_mod.WEIGHTS_DIR / "model.safetensors").is_file(), "the domain classifier weights are committed"
     rng = np.random.default_rng(3)
     noise = Image(array=rng.random((1, 200, 200), dtype=np.float32))
     models, reasons = route(noise, None)
     assert models == []
+    assert any("no known domain" in r for r in reasons), reasons
+
+
+def test_classifier_detectors_apply_exactly_as_routing_decides_with_one_content_check(monkeypatch):
+    from radscribe.models.detector import get_detector
+    from radscribe.models.registry import list_specs
+
+    calls = []
+
+    def fake(image, weights_dir=None):
+        calls.append(image)
+        return DomainPrediction("brain_mri", "brain_mri", 0.97, {"brain_mri": 0.97})
+    monkeypatch.setattr(domain_mod, "classify_domain", fake)
+    img, rec = _img2d(), _rec("OT", "unknown", "none")
+    verdicts = {s.name: get_detector(s.name).applies(img, rec) for s in list_specs()}
+    assert len(calls) == 1                                  # one domain check for every classifier
+    assert [n for n, v in verdicts.items() if v is None] == ["mri-brain-tumor"]
+    assert verdicts["cxr-pneumonia"].startswith("cxr-pneumonia reads CR") and "MR" in verdicts["cxr-pneumonia"]
+    assert verdicts["ct-adrenal3d"].startswith("ct-adrenal3d reads 3D volumes")
+    det = get_detector("mri-brain-tumor")
+    assert det.kinds == ("glioma", "meningioma", "pituitary_tumour")
+    other = _img2d()                                        # a new image: a new decision
+    det.applies(other, rec)
+    assert len(calls) == 2
+
+
+def test_a_contradiction_is_the_reason_each_classifier_gives(monkeypatch):
+    from radscribe.models.detector import get_detector
+
+    _content(monkeypatch, "brain_mri", 0.95)
+    why = get_detector("cxr-pneumonia").applies(_img2d(modality="CR"), _rec("CR", "chest"))
+    assert why.startswith("cxr-pneumonia needs CR chest") and "contradiction" in why
+
+
+def test_the_nodule_detector_needs_a_chest_ct_volume_in_hu():
+    from radscribe.models.detector import get_detector
+
+    det = get_detector("lung-nodule-classic")
+    vol = Image(array=np.zeros((40, 64, 64), np.float32), modality="CT", units="HU")
+    assert det.applies(vol, _rec("CT", "chest")) is None
+    assert "CT head" in det.applies(vol, _rec("CT", "head"))
+    assert "2D image" in det.applies(_img2d(modality="CT", units="HU"), _rec("CT", "chest"))
+    assert "not in HU" in det.applies(Image(array=np.zeros((40, 64, 64), np.float32)), _rec("CT", "chest"))
