@@ -103,7 +103,18 @@ def describe_finding(f: Finding) -> str:
         verb = "are" if _plural(noun) else "is"
         text = f"{noun[:1].upper()}{noun[1:]}" + (f" {verb} present {where}" if where else f" {verb} present")
     text = text[:1].upper() + text[1:]
-    return f"{text}{conf}."
+    return f"{text}{conf}.{attention_phrase(f)}"
+
+
+def attention_phrase(f: Finding) -> str:
+    """' The model's attention is over the left kidney.' for a classifier's heatmap side (which is not
+    accurate enough to state as the finding's side), else ''."""
+    side = f.attributes.get("attention_side")
+    if side not in ("left", "right"):
+        return ""
+    loc = ANATOMY.get(f.attributes.get("attention_location") or "")
+    where = loc.label if loc is not None and loc.side == side else f"{side} side"
+    return f" The model's attention is over the {where}."
 
 
 def _impression_line(f: Finding) -> str:

@@ -180,12 +180,15 @@ def test_classify_image_positive_with_box_and_side(rng):
     assert f.confidence == pytest.approx(res.probs["glioma"])
     z0, y0, x0, z1, y1, x1 = f.box_voxel
     assert (z0, z1) == (0, 1) and y0 <= 40 < y1 and x0 <= 72 < x1
-    assert f.side == "left" and f.location == "cerebral_hemisphere"
+    # a heatmap side is where the model looked (0.89 right against masks), never the finding's side
+    assert f.side is None and f.location == "cerebral_hemisphere"
+    assert f.attributes["attention_side"] == "left" and "0.89" in f.attributes["attention_side_note"]
+    assert f.confidence_type == "calibrated_probability"
     assert "radiological" in f.attributes["side_convention"] and f.size_unit == "px"
     assert res.heatmaps["glioma"].shape == (96, 96)
-    # mirrored image -> patient's right
+    # mirrored image -> attention over the patient's right
     img_r = Image(array=_brain_like((40, 24), rng), spacing_known=False, source_format="png")
-    assert classify_image(_FakeLoaded(), img_r).findings[0].side == "right"
+    assert classify_image(_FakeLoaded(), img_r).findings[0].attributes["attention_side"] == "right"
 
 
 def test_classify_image_confident_normal_gives_pertinent_negative(rng):
