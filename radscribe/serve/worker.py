@@ -48,7 +48,15 @@ class _FunctionSession:
 
 
 def make_session() -> Session:
-    """One analysis session for the life of a worker: ``Analyzer`` loads each model once, lazily."""
+    """One analysis session for the life of a worker: ``Analyzer`` loads each model once, lazily.
+
+    ``RADSCRIBE_SESSION_FACTORY=module:callable`` replaces it (the fault tests use a slow stand-in)."""
+    factory = os.environ.get("RADSCRIBE_SESSION_FACTORY")
+    if factory:
+        import importlib
+
+        module, _, name = factory.partition(":")
+        return getattr(importlib.import_module(module), name)()
     try:
         from radscribe.analyze import Analyzer  # type: ignore[attr-defined]
     except ImportError:

@@ -65,3 +65,58 @@ def zip_bytes(entries: dict[str, bytes]) -> bytes:
         for name, data in entries.items():
             zf.writestr(name, data)
     return buf.getvalue()
+
+
+class ServerProcess:
+    """``radscribe serve`` as a real process (its own process group) on a free loopback port."""
+
+    def __init__(self, work, *args: str, env: dict | None = None):
+        import os
+        import socket
+        import subprocess
+        import sys
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(work / f"server-{self.port}.log", "ab")  # noqa: SIM115 - closed in stop()
+        full_env = {**os.environ, "PYTHONPATH": str(__import__("pathlib").Path(__file__).parents[2]), **(env or {})}
+        self.proc = subprocess.Popen([sys.executable, "-m", "radscribe.cli", "serve", "--port", str(self.port),
+                                      "--work-dir", str(work), *args], stdout=self.log, stderr=self.log,
+                                     stdin=subprocess.DEVNULL, env=full_env, start_new_session=True)
+        self.pgid = self.proc.pid
+
+    def wait_ready(self, timeout: float = 60.0) -> "ServerProcess":
+        import httpx
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited with {self.proc.returncode}")
+            try:
+                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("server did not start")
+
+    def kill9(self) -> None:
+        import os
+        import signal
+
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        """Kill this server's process group (the server and the workers it started)."""
+        import os
+        import signal
+
+        try:
+            os.killpg(self.pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(10)
+        self.log.close()
