@@ -66,6 +66,16 @@ class JobStatus(BaseModel):
     links: dict[str, Any] = Field(description="relative URLs of this job's files (when done)")
     analysis: dict[str, Any] | None = Field(
         None, description="when done: the content of findings.json (radscribe/findings/findings.schema.json)")
+    pacs: dict[str, Any] | None = Field(None, description="PACS jobs: the study, the series pulled, what was stored")
+
+
+class PacsRequest(BaseModel):
+    study_uid: str = Field(pattern=r"^[0-9]+(\.[0-9]+)*$", max_length=64, description="StudyInstanceUID in the PACS")
+    series_uid: str | None = Field(None, pattern=r"^[0-9]+(\.[0-9]+)*$", max_length=64,
+                                   description="the series to analyse (default: the one with most instances)")
+    writer: str = "structured"
+    models: str = "auto"
+    store_back: bool = Field(True, description="STOW-RS the DICOM SR (and SEG) into the same study")
 
 
 class Health(BaseModel):
@@ -229,7 +239,15 @@ def create_app(work_dir: Path, *, keep_uploads: bool = False, limits: Limits | N
             "input": {"files": job.input_files, "bytes": job.input_bytes, "zip": bool(job.zip)},
             "options": {"writer": job.writer, "models": job.models},
             "links": _links(job), "analysis": analysis,
+            **({"pacs": _pacs_info(job)} if job.kind == "pacs" else {}),
         }
+
+    def _pacs_info(job: Job) -> dict[str, Any]:
+        info: dict[str, Any] = {"study_uid": (job.params or {}).get("study_uid")}
+        path = store.artifact(job, "pacs.json") if job.status == "done" else None
+        if path is not None:
+            info.update(json.loads(path.read_text()))
+        return info
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> HTMLResponse:
@@ -276,6 +294,30 @@ def create_app(work_dir: Path, *, keep_uploads: bool = False, limits: Limits | N
         job, dup = store.submit(job_id, dedup_key=up.content_key(owner, writer, models), writer=writer,
                                 models=models, n_files=len(up.files), n_bytes=sum(p.stat().st_size for p in up.files),
                                 was_zip=up.was_zip)
+        return JSONResponse({"job_id": job.job_id, "status": job.status, "duplicate": dup, "links": _links(job)},
+                            status_code=200 if dup else 202, headers={"Location": f"{API}/{job.job_id}"})
+
+    @app.post("/v1/pacs/studies", status_code=202, response_model=JobCreated,
+              responses={400: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+              summary="analyse a study held by the PACS and store the DICOM SR back into it")
+    def post_pacs_study(body: PacsRequest, request: Request) -> Any:
+        """Pull the study by StudyInstanceUID over DICOMweb (QIDO-RS, WADO-RS), analyse one series, STOW-RS the
+        SR back. Needs ``radscribe serve --pacs-url``. The same study with the same options returns the same job."""
+        if not pacs_url:
+            return _err(400, "this server has no PACS configured; start it with radscribe serve --pacs-url URL")
+        writer, models = _check_options({"writer": body.writer, "models": body.models}, detector_names)
+        owner, _ = _owner(request)
+        params = {"study_uid": body.study_uid, "series_uid": body.series_uid, "store_back": body.store_back,
+                  "pacs_url": pacs_url}
+        job_id = store.reserve(owner=owner, max_queued=limits.max_queued, kind="pacs", params=params)
+        if job_id is None:
+            return _err(503, f"{limits.max_queued} jobs are already waiting; try again in a minute",
+                        {"Retry-After": "30"})
+        import hashlib
+
+        key = hashlib.sha256("\0".join([owner, "pacs", body.study_uid, body.series_uid or "", writer, models,
+                                        str(body.store_back)]).encode()).hexdigest()
+        job, dup = store.submit(job_id, dedup_key=key, writer=writer, models=models, n_files=0, n_bytes=0)
         return JSONResponse({"job_id": job.job_id, "status": job.status, "duplicate": dup, "links": _links(job)},
                             status_code=200 if dup else 202, headers={"Location": f"{API}/{job.job_id}"})
 

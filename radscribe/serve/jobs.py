@@ -36,6 +36,7 @@ ARTIFACTS = {
     "report.fhir.json": "application/fhir+json",
     "report.sr.dcm": "application/dicom",
     "candidates.json": "application/json",
+    "pacs.json": "application/json",
 }
 OVERLAY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,150}\.png$")
 WAITING = ("receiving", "queued")
