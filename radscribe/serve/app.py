@@ -249,12 +249,21 @@ def create_app(work_dir: Path, *, keep_uploads: bool = False, limits: Limits | N
             info.update(json.loads(path.read_text()))
         return info
 
+    csp = {"Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                                      "img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'",
+           "X-Content-Type-Options": "nosniff"}
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> HTMLResponse:
         html = resources.files("radscribe.serve").joinpath("static/index.html").read_text(encoding="utf-8")
-        return HTMLResponse(html, headers={
-            "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; "
-                                       "style-src 'self' 'unsafe-inline'; img-src 'self' data:"})
+        return HTMLResponse(html, headers=csp)
+
+    @app.get("/static/viewer.js", include_in_schema=False)
+    def viewer_js() -> Any:
+        from fastapi.responses import Response
+
+        js = resources.files("radscribe.serve").joinpath("static/viewer.js").read_text(encoding="utf-8")
+        return Response(js, media_type="text/javascript; charset=utf-8", headers=csp)
 
     @app.get("/health", response_model=Health, summary="version, detectors, queue length, limits")
     def health() -> dict[str, Any]:

@@ -37,6 +37,8 @@ ARTIFACTS = {
     "report.sr.dcm": "application/dicom",
     "candidates.json": "application/json",
     "pacs.json": "application/json",
+    "viewer.json": "application/json",
+    "viewer.bin": "application/octet-stream",
 }
 OVERLAY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,150}\.png$")
 WAITING = ("receiving", "queued")

@@ -108,6 +108,9 @@ def run_pacs_job(job: Any, inp: Path, out: Path, session: Any, salt: bytes,
     n = pull_series(dw, study_uid, series_uid, inp)
     set_ref(patient_ref(inp, salt))
     session.analyze(inp, out, overwrite=True, writer=job.writer, models=job.models)
+    from radscribe.serve.worker import Worker
+
+    Worker._viewer(inp, out)
     stored = store_results(dw, out) if params.get("store_back", True) else []
     (out / "pacs.json").write_text(json.dumps({"study_instance_uid": study_uid, "series_instance_uid": series_uid,
                                                "instances_pulled": n, "stored": stored}, indent=1))

@@ -152,6 +152,7 @@ class Worker:
             else:
                 self.store.set_patient_ref(job.job_id, job.claim, patient_ref(inp, self.salt))
                 self.session.analyze(study_path(inp), out, overwrite=True, writer=job.writer, models=job.models)
+                self._viewer(study_path(inp), out)
         except RadscribeInputError as exc:
             status, error, kind = "failed", clean_message(str(exc), folder), "input"
         except Exception as exc:  # a bug: keep the worker alive, log the traceback, tell the user one line
@@ -176,6 +177,18 @@ class Worker:
             log.info("job %s %s in %.2f s by worker %s", job.job_id, status, elapsed, self.worker_id)
         self.current = None
         return ok
+
+    @staticmethod
+    def _viewer(study: Path, out: Path) -> None:
+        """The browser viewer's files; a study the analysis read but the viewer cannot is only logged."""
+        if not (out / "findings.json").is_file():
+            return
+        from radscribe.serve.viewer import write_viewer_files
+
+        try:
+            write_viewer_files(study, out)
+        except Exception as exc:  # noqa: BLE001 - the analysis result stands without the viewer files
+            log.warning("viewer files not written: %s", type(exc).__name__)
 
     def _ref_setter(self, job: Job) -> Any:
         return lambda ref: self.store.set_patient_ref(job.job_id, job.claim or "", ref)
