@@ -37,11 +37,14 @@ def wait_job(client, job_id: str, timeout: float = 120.0, headers: dict | None =
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         r = client.get(f"/v1/studies/{job_id}", headers=headers or {})
+        if r.status_code == 429:  # polled faster than the rate limit refills: wait as told
+            time.sleep(float(r.headers["retry-after"]))
+            continue
         assert r.status_code == 200, r.text
         body = r.json()
         if body["status"] in ("done", "failed"):
             return body
-        time.sleep(0.05)
+        time.sleep(0.1)
     raise AssertionError(f"job {job_id} did not finish in {timeout} s")
 
 
