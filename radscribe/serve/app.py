@@ -124,8 +124,10 @@ def available_detectors() -> list[dict[str, Any]]:
 def _check_options(fields: dict[str, str], known: list[str]) -> tuple[str, str]:
     writer = fields.get("writer") or "structured"
     models = fields.get("models") or "auto"
-    if not WRITER.match(writer):
-        raise UploadRejected(f"writer {writer[:60]!r} is not a writer name; use structured, llm-lora or llm-server")
+    from radscribe.report.generate import GENERATORS  # the one list of writer names
+
+    if not WRITER.match(writer) or writer not in GENERATORS:
+        raise UploadRejected(f"unknown report writer {writer[:60]!r}; use one of {', '.join(GENERATORS)}")
     if models not in ("auto", "none"):
         for m in (m.strip() for m in models.split(",")):
             if m not in known:

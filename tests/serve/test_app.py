@@ -173,10 +173,15 @@ def test_bad_uploads_get_4xx_with_one_line(client):
         (_post(client, [("a.png", _png_bytes())], models="nodule-magic"), 400, "unknown model"),
         (_post(client, [("a.zip", b"PK\x03\x04 not really a zip")]), 400, "not a readable zip"),
         (_post(client, [("a.zip", _zip({"x": b"1"})), ("b.png", b"2")]), 400, "zip alone"),
+        (_post(client, [("a.png", _png_bytes())], writer="shakespeare"), 400, "unknown report writer"),
+        (_post(client, [("a.png", _png_bytes())], writer="x" * (10 * MIB)), 400, "longer than 1024 bytes"),
+        (_post(client, [("a.zip", _zip({"a/b/../../../x.dcm": b"1"}))]), 400, "outside the upload folder"),
     ]
     for resp, status, needle in cases:
         assert resp.status_code == status, resp.text
-        assert set(resp.json()) == {"error"} and needle in resp.json()["error"]
+        assert set(resp.json()) == {"error"} and needle in resp.json()["error"] and "\n" not in resp.json()["error"]
+    assert client.get("/health").json()["status"] == "ok"  # the server stays up
+    assert client.app.state.store.counts()["receiving"] == 0
 
 
 def test_limits_refuse_bombs_and_oversized_uploads(tmp_path):
