@@ -115,8 +115,17 @@ class Worker:
         self.current: Job | None = None
         self.pipeline = pipeline  # PACS jobs: radscribe.serve.pacs.run_pacs_job-like callable (tests inject)
 
+    @staticmethod
+    def warm() -> None:
+        """Import what every job needs before claiming one (a first job should not pay for imports)."""
+        import pydicom  # noqa: F401
+
+        import radscribe.io.loader  # noqa: F401
+        import radscribe.serve.viewer  # noqa: F401
+
     def run(self, parent_pid: int | None = None) -> None:
         """The loop: claim, analyse, finish; exits when stopped or when ``parent_pid`` is gone."""
+        self.warm()
         while not self.stop.is_set():
             if parent_pid is not None and os.getppid() != parent_pid:
                 log.warning("worker %s: the server is gone; exiting", self.worker_id)
@@ -135,17 +144,18 @@ class Worker:
         lost = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(job, lost), daemon=True)
         beat.start()
-        for stale in folder.glob("out-*"):       # from an earlier claim that never finished
-            remove_tree(stale)
-        for stale in folder.glob(".out-*"):
-            remove_tree(stale)
         out_name = f"out-{job.claim}"
         out = folder / out_name
+        adopted = self._adopt(folder, out, job.kind)
         inp = self.store.input_dir(job.job_id)
         t0 = time.perf_counter()
         status, error, kind = "done", None, None
         try:
-            if job.kind == "pacs":
+            if adopted:
+                log.info("job %s: the analysis of an earlier claim had finished; its result is used", job.job_id)
+                if not (out / "viewer.json").is_file() and inp.is_dir():
+                    self._viewer(study_path(inp), out)
+            elif job.kind == "pacs":
                 from radscribe.serve.pacs import run_pacs_job
 
                 (self.pipeline or run_pacs_job)(job, inp, out, self.session, self.salt, self._ref_setter(job))
@@ -165,18 +175,38 @@ class Worker:
         beat.join(1.0)
         if status == "failed":
             remove_tree(out)
-        if not self.store.keep_uploads:
-            remove_tree(inp)
-        size = folder_bytes(folder)
+        size = folder_bytes(out) + (folder_bytes(inp) if self.store.keep_uploads else 0)
         ok = self.store.finish(job.job_id, job.claim, status=status, result=out_name if status == "done" else None,
                                error=error, error_kind=kind, disk_bytes=size, elapsed_s=round(elapsed, 4))
-        if not ok:  # given back meanwhile (lease lost): another claim owns the job now
+        if not ok:  # given back meanwhile (lease lost): another claim owns the job and its input now
             remove_tree(out)
             log.warning("job %s: claim lost while running; result discarded", job.job_id)
         else:
+            if not self.store.keep_uploads:
+                remove_tree(inp)
             log.info("job %s %s in %.2f s by worker %s", job.job_id, status, elapsed, self.worker_id)
         self.current = None
         return ok
+
+    @staticmethod
+    def _adopt(folder: Path, out: Path, kind: str) -> bool:
+        """Take over the complete output of an earlier claim (its worker died after the analysis finished,
+        before recording it), so that no study is analysed twice to completion; remove any partial one.
+        An output folder is complete when it exists: the analysis builds it aside and renames it in place.
+        A PACS job's output counts only once its results were stored (``pacs.json``)."""
+        done = None
+        for prior in sorted(folder.glob("out-*")):
+            marker = "pacs.json" if kind == "pacs" else "findings.json"
+            if done is None and (prior / marker).is_file():
+                done = prior
+            else:
+                remove_tree(prior)
+        for partial in folder.glob(".out-*"):
+            remove_tree(partial)
+        if done is None:
+            return False
+        done.rename(out)
+        return True
 
     @staticmethod
     def _viewer(study: Path, out: Path) -> None:
