@@ -30,6 +30,7 @@ COMMANDS = {
     "label-reports": "radscribe.knowledge.labeler:cli_label_reports",
     "serve": "radscribe.serve.app:cli_serve",
     "token": "radscribe.serve.auth:cli_token",
+    "batch": "radscribe.serve.batch:cli_batch",
 }
 
 SHARED_DATA = shared_data_dir()
@@ -124,6 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
     tk.add_argument("--work-dir", type=Path, default=Path("out/serve"), help="the server's work folder")
     tk.add_argument("--rate-per-min", type=int, default=600, help="requests a minute for this token (default 600)")
     tk.add_argument("--quota-mb", type=int, default=0, help="disk its jobs may hold in MiB (default: server's)")
+
+    bt = sub.add_parser("batch", help="analyse every study of an index CSV or a folder (resumable; local or Ray)")
+    bt.add_argument("source", type=Path, help="index .csv (column path; optional id, series_uid) or a folder")
+    bt.add_argument("--out", type=Path, required=True, help="one sub-folder per study, batch.jsonl, summary.json")
+    bt.add_argument("--engine", choices=["local", "ray"], default="local")
+    bt.add_argument("--workers", type=int, default=1, help="Ray worker actors, each with one session (default 1)")
+    bt.add_argument("--address", help="Ray cluster to join (default: start a local one)")
+    bt.add_argument("--writer", default="structured")
+    bt.add_argument("--models", default="auto")
+    bt.add_argument("--limit", type=int, help="only the first N studies")
     return p
 
 
