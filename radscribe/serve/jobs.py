@@ -229,7 +229,8 @@ class JobStore:
         with self.engine.begin() as c:
             if self._pg:
                 c.execute(sa.text("SELECT pg_advisory_xact_lock(1808)"))
-            if c.execute(ins).rowcount != 1:
+            c.execute(ins)  # (rowcount of INSERT ... SELECT is not reported alike by every driver: look)
+            if c.execute(sa.select(t.job_id).where(t.job_id == job_id)).first() is None:
                 return None
             if params is not None:
                 c.execute(jobs_table.update().where(t.job_id == job_id).values(params=params))
