@@ -7,7 +7,7 @@ TEST_STAMP := $(VENV)/.installed-test
 DEMO_OUT ?= out/demo
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
-.PHONY: setup setup-test system-deps demo test bench clean
+.PHONY: setup setup-test system-deps demo demo-pacs test bench clean
 
 # Runtime environment: CPU torch first (a plain `torch` requirement would pull a multi-GB CUDA build).
 $(STAMP): pyproject.toml
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 
 # Test extras, plus the llama.cpp server that the llm-server tests start for real (builds from source, 4-8 min).
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/pip install -q -e ".[api,text,test]"
+	$(BIN)/pip install -q -e ".[api,text,test,ray,postgres]"
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q "llama-cpp-python[server]==0.3.36"
 	touch $(TEST_STAMP)
 
@@ -31,6 +31,10 @@ setup-test: $(TEST_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m radscribe.demo --out $(DEMO_OUT)
+
+# A real Orthanc PACS on loopback: push a phantom study, analyse it over DICOMweb, store the SR back.
+demo-pacs: $(STAMP) system-deps
+	$(BIN)/python -m radscribe.serve.pacs_demo
 
 # Debian packages some tests use for real (dciodvfy, Orthanc, Chromium); they skip where missing.
 system-deps:

@@ -32,7 +32,7 @@ from radscribe.data.paths import shared_data_dir  # noqa: E402
 
 def run_once(path: Path, out: Path) -> tuple[float, float, float, dict]:
     """One `radscribe analyze` in a child process: (wall s, CPU s, peak RSS MiB, the stage timings)."""
-    cmd = [sys.executable, "-m", "radscribe.cli", "analyze", str(path), "--out", str(out), "--overwrite"]
+    cmd = [sys.executable, "-m", "radscribe", "analyze", str(path), "--out", str(out), "--overwrite"]
     t = time.perf_counter()
     # A fresh grandchild per run: RUSAGE_CHILDREN of this wrapper is that run's peak alone.
     wrapper = ("import resource,subprocess,sys,json;"
@@ -57,7 +57,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="radscribe-bench-"))
     cases: list[tuple[str, Path]] = []
     phantom = work / "phantom"
-    subprocess.run([sys.executable, "-m", "radscribe.cli", "phantom", "--out", str(phantom), "--seed", "101",
+    subprocess.run([sys.executable, "-m", "radscribe", "phantom", "--out", str(phantom), "--seed", "101",
                     "--shape", "130,512,512"], check=True, cwd=ROOT)
     cases.append(("phantom 512x512x130 (DICOM series)", phantom / "dicom"))
     real = shared_data_dir() / "chest_ct_series" / "dicom"

@@ -6,7 +6,7 @@ Studies (default 20): 2D images from the official test folders of chest_xray_pne
 and ct_kidney (in ../shared/data), interleaved per domain, plus small synthetic chest CT phantoms
 written by ``radscribe phantom`` (DICOM series). The session runs in this process: its first study
 pays the imports and each model's loading, later ones only the work. Every cold call is a new
-``python -m radscribe.cli analyze PATH --out DIR`` process (start-up, imports, loading, work, all
+``python -m radscribe analyze PATH --out DIR`` process (start-up, imports, loading, work, all
 outputs), timed around the process; its CPU time comes from ``RUSAGE_CHILDREN``. Wall and CPU
 seconds are reported, with the load average, because other jobs on a shared machine inflate wall.
 
@@ -48,7 +48,7 @@ def cold_call(path: Path, out: Path) -> tuple[float, float]:
     """(wall s, CPU s) of one ``radscribe analyze`` in a new process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "radscribe.cli", "analyze", str(path), "--out", str(out)],
+    r = subprocess.run([sys.executable, "-m", "radscribe", "analyze", str(path), "--out", str(out)],
                        capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     phantoms = []
     for k in range(a.phantoms):
         d = work / f"phantom{k}"
-        subprocess.run([sys.executable, "-m", "radscribe.cli", "phantom", "--out", str(d), "--seed", str(200 + k),
+        subprocess.run([sys.executable, "-m", "radscribe", "phantom", "--out", str(d), "--seed", str(200 + k),
                         "--shape", a.phantom_shape], check=True, cwd=ROOT, capture_output=True)
         phantoms.append(d / "dicom")
     studies = [(p, "2D") for p in images]

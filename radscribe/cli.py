@@ -40,6 +40,8 @@ COMMANDS = {
     "duplicates": "radscribe.data.duplicates:cli_duplicates",
     "localize": "radscribe.evaluate.localization:cli_localize",
     "recalibrate": "radscribe.train.recalibrate:cli_recalibrate",
+    "token": "radscribe.serve.auth:cli_token",
+    "batch": "radscribe.serve.batch:cli_batch",
 }
 
 SHARED_DATA = shared_data_dir()
@@ -166,11 +168,39 @@ def build_parser() -> argparse.ArgumentParser:
     lr.add_argument("--out", type=Path)
 
     sv = sub.add_parser("serve", help="HTTP API + web page: upload studies, fetch findings, report, FHIR, SR")
-    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; no authentication)")
+    sv.add_argument("--host", default="127.0.0.1",
+                    help="address to bind (default 127.0.0.1; any other address needs tokens: radscribe token create)")
     sv.add_argument("--port", type=int, default=8000)
-    sv.add_argument("--work-dir", type=Path, default=Path("out/serve"), help="job folders (default out/serve)")
+    sv.add_argument("--work-dir", type=Path, default=Path("out/serve"),
+                    help="job folders, job table and tokens (default out/serve)")
+    sv.add_argument("--db", help="job table URL (default sqlite:///WORK_DIR/jobs.db; e.g. postgresql+psycopg://...)")
+    sv.add_argument("--workers", type=int, default=1, help="worker processes, each with its models loaded (default 1)")
     sv.add_argument("--keep-uploads", action="store_true", help="keep each job's uploaded files after analysis")
-    sv.add_argument("--max-upload-mb", type=int, default=1024, help="largest upload in MiB (default 1024)")
+    sv.add_argument("--keep-days", type=float, help="delete finished jobs this many days old (default: keep)")
+    sv.add_argument("--max-upload-mb", type=int, help="largest upload in MiB (default: sized to the free disk, <= 1024)")
+    sv.add_argument("--max-queued", type=int, default=16, help="jobs that may wait; more are refused with 503")
+    sv.add_argument("--allowed-host", action="append", metavar="NAME",
+                    help="a Host name clients use to reach the server (repeatable; loopback names always work)")
+    sv.add_argument("--cors-origin", action="append", metavar="ORIGIN",
+                    help="a web origin allowed to call the API from a browser (repeatable; default: none)")
+    sv.add_argument("--pacs-url", help="DICOMweb base URL of the PACS for /v1/pacs jobs (e.g. Orthanc's /dicom-web)")
+
+    tk = sub.add_parser("token", help="create, list or revoke the API tokens of a server's work folder")
+    tk.add_argument("action", choices=["create", "list", "revoke"])
+    tk.add_argument("--name", help="who or what uses the token (create, revoke)")
+    tk.add_argument("--work-dir", type=Path, default=Path("out/serve"), help="the server's work folder")
+    tk.add_argument("--rate-per-min", type=int, default=600, help="requests a minute for this token (default 600)")
+    tk.add_argument("--quota-mb", type=int, default=0, help="disk its jobs may hold in MiB (default: server's)")
+
+    bt = sub.add_parser("batch", help="analyse every study of an index CSV or a folder (resumable; local or Ray)")
+    bt.add_argument("source", type=Path, help="index .csv (column path; optional id, series_uid) or a folder")
+    bt.add_argument("--out", type=Path, required=True, help="one sub-folder per study, batch.jsonl, summary.json")
+    bt.add_argument("--engine", choices=["local", "ray"], default="local")
+    bt.add_argument("--workers", type=int, default=1, help="Ray worker actors, each with one session (default 1)")
+    bt.add_argument("--address", help="Ray cluster to join (default: start a local one)")
+    bt.add_argument("--writer", default="structured")
+    bt.add_argument("--models", default="auto")
+    bt.add_argument("--limit", type=int, help="only the first N studies")
     _add_research_commands(sub)
     return p
 

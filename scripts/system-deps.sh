@@ -4,9 +4,10 @@
 #   orthanc(-dicomweb) a real PACS with DICOMweb for the PACS round-trip tests
 #   chromium(-driver) headless browser for the web-viewer test
 #   invesalius-examples a real head CT (recognition tests)
+#   postgresql        a throwaway PostgreSQL cluster on loopback for the job-table tests
 # Installs what is missing when run as root on Debian/Ubuntu; otherwise says what will be skipped.
 set -uo pipefail
-PKGS=(dicom3tools orthanc orthanc-dicomweb chromium chromium-driver invesalius-examples)
+PKGS=(dicom3tools orthanc orthanc-dicomweb chromium chromium-driver invesalius-examples postgresql)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

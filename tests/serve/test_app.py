@@ -3,59 +3,24 @@
 from __future__ import annotations
 
 import io
-import json
 import threading
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image as PILImage
+from fastapi.testclient import TestClient
 
-pytest.importorskip("fastapi")
-pytest.importorskip("python_multipart")
-from fastapi.testclient import TestClient  # noqa: E402
-
-from radscribe.errors import UnreadableFileError  # noqa: E402
-from radscribe.findings.schema import validate_findings  # noqa: E402
-from radscribe.serve.app import create_app  # noqa: E402
-from radscribe.serve.jobs import JobStore  # noqa: E402
-from radscribe.serve.upload import MIB, Limits  # noqa: E402
-
-
-def _wait(client: TestClient, job_id: str, timeout: float = 120.0) -> dict:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        r = client.get(f"/v1/studies/{job_id}")
-        assert r.status_code == 200, r.text
-        body = r.json()
-        if body["status"] in ("done", "failed"):
-            return body
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish in {timeout} s")
-
-
-def _post(client: TestClient, files: list[tuple[str, bytes]], **fields: str):
-    return client.post("/v1/studies", files=[("files", (n, b, "application/octet-stream")) for n, b in files],
-                       data=fields)
-
-
-def _png_bytes(seed: int = 0) -> bytes:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[:96, :96]
-    img = (120 + 80 * np.sin(x / 9.0) * np.cos(y / 13.0) + rng.normal(0, 8, (96, 96))).clip(0, 255).astype(np.uint8)
-    buf = io.BytesIO()
-    PILImage.fromarray(img).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _zip(entries: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
+from radscribe.errors import UnreadableFileError
+from radscribe.findings.schema import validate_findings
+from radscribe.serve.app import create_app
+from radscribe.serve.jobs import JobStore
+from radscribe.serve.upload import MIB, Limits
+from tests.serve.conftest import png_bytes as _png_bytes
+from tests.serve.conftest import post as _post
+from tests.serve.conftest import wait_job as _wait
+from tests.serve.conftest import worker_thread
+from tests.serve.conftest import zip_bytes as _zip
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +30,8 @@ def work(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(work):
-    with TestClient(create_app(work)) as c:
+    app = create_app(work)
+    with TestClient(app) as c, worker_thread(app.state.store):  # the real analysis session
         yield c
 
 
@@ -93,7 +59,7 @@ def test_health_and_openapi(client):
     assert h["status"] == "ok" and h["version"]
     names = {d["name"] for d in h["detectors"]}
     assert "lung-nodule-classic" in names and "cxr-pneumonia" in names
-    assert h["queue_length"] == 0 and h["limits"]["max_upload_mib"] == 1024
+    assert h["queue_length"] == 0 and h["limits"]["max_upload_mib"] == 1024 and h["auth"] == "open"
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/health", "/v1/studies", "/v1/studies/{job_id}", "/v1/studies/{job_id}/overlays/{name}"} <= set(paths)
     assert "multipart/form-data" in paths["/v1/studies"]["post"]["requestBody"]["content"]
@@ -106,7 +72,7 @@ def png_job(client) -> dict:
     assert r.status_code == 202, r.text
     created = r.json()
     assert created["status"] == "queued" and r.headers["location"] == f"/v1/studies/{created['job_id']}"
-    assert created["links"] == {"self": f"/v1/studies/{created['job_id']}"}
+    assert created["links"] == {"self": f"/v1/studies/{created['job_id']}"} and created["duplicate"] is False
     return _wait(client, created["job_id"])
 
 
@@ -114,7 +80,8 @@ def test_png_upload_is_analysed_and_served(client, work, png_job):
     job = png_job
     assert job["status"] == "done", job
     validate_findings(job["analysis"])
-    assert job["analysis"]["study"]["source_format"] == "png" and job["input"]["names"] == ["chest.png"]
+    assert job["analysis"]["study"]["source_format"] == "png"
+    assert job["input"] == {"files": 1, "bytes": len(_png_bytes()), "zip": False}  # no uploaded names kept
     jid = job["job_id"]
 
     md = client.get(f"/v1/studies/{jid}/report.md")
@@ -128,15 +95,19 @@ def test_png_upload_is_analysed_and_served(client, work, png_job):
     sr = client.get(f"/v1/studies/{jid}/report.sr.dcm")  # a PNG has no DICOM evidence, so no SR
     assert sr.status_code == 404 and "only DICOM inputs" in sr.json()["error"]
     assert not (work / "jobs" / jid / "input").exists()  # the upload is deleted after analysis
+    again = _post(client, [("other-name.png", _png_bytes())])  # same content, same options: the same job
+    assert again.status_code == 200 and again.json()["job_id"] == jid and again.json()["duplicate"] is True
+    assert again.json()["status"] == "done"
 
 
 def test_file_routes_never_leave_the_job_output(client, work, png_job):
     jid = png_job["job_id"]
-    out = work / "jobs" / jid / "out"
-    (out / "overlays" / "evil.png").symlink_to(work / "jobs" / jid / "job.json")  # a link pointing outside
-    for url in [f"/v1/studies/{jid}/job.json",                        # in the job folder, not an artifact
-                f"/v1/studies/{jid}/..%2Fjob.json",
-                f"/v1/studies/{jid}/overlays/..%2F..%2Fjob.json",
+    (out,) = (work / "jobs" / jid).glob("out-*")
+    (work / "jobs" / jid / "secret.json").write_text("{}")
+    (out / "overlays" / "evil.png").symlink_to(work / "jobs" / jid / "secret.json")  # a link pointing outside
+    for url in [f"/v1/studies/{jid}/secret.json",                     # in the job folder, not an artifact
+                f"/v1/studies/{jid}/..%2Fsecret.json",
+                f"/v1/studies/{jid}/overlays/..%2F..%2Fsecret.json",
                 f"/v1/studies/{jid}/overlays/%2e%2e%2ffindings.json",
                 f"/v1/studies/{jid}/overlays/evil.png",
                 "/v1/studies/..%2F..%2F..%2Fetc/report.md",
@@ -154,7 +125,8 @@ def test_dicom_series_gives_chest_ct_and_sr(client, phantom_files, as_zip):
         files = [("series.zip", _zip({f"study/ct/{p.name}": p.read_bytes() for p in phantom_files}))]
     else:
         files = [(p.name, p.read_bytes()) for p in phantom_files]
-    r = _post(client, files, models="auto")
+    # other options than the plain upload's, else it would be the same study and the same job (idempotent)
+    r = _post(client, files, models="lung-nodule-classic" if as_zip else "auto")
     assert r.status_code == 202, r.text
     job = _wait(client, r.json()["job_id"])
     assert job["status"] == "done", job
@@ -164,7 +136,7 @@ def test_dicom_series_gives_chest_ct_and_sr(client, phantom_files, as_zip):
     assert a["study"]["shape"] == [24, 128, 128] and "lung-nodule-classic" in a["detectors_run"]
     assert any(f["kind"] == "nodule" and f["present"] for f in a["findings"])
     assert job["input"]["files"] == len(phantom_files)
-    assert job["input"]["unpacked_zip"] == ("series.zip" if as_zip else None)
+    assert job["input"]["zip"] is as_zip
     sr = client.get(job["links"]["report.sr.dcm"])
     assert sr.status_code == 200 and sr.headers["content-type"] == "application/dicom"
     ds = pydicom.dcmread(io.BytesIO(sr.content))
@@ -176,8 +148,8 @@ def test_text_file_fails_the_job_with_one_line(client, work):
     assert r.status_code == 202
     job = _wait(client, r.json()["job_id"])
     assert job["status"] == "failed" and job["error_kind"] == "input"
-    assert "notes.txt" in job["error"] and "not in a format" in job["error"]
-    assert "\n" not in job["error"] and str(work) not in job["error"]  # no server paths leak
+    assert "notes" not in job["error"] and "not in a format" in job["error"]  # the uploaded name is not kept
+    assert "\n" not in job["error"] and str(work) not in job["error"] and "/" not in job["error"]
     miss = client.get(f"/v1/studies/{job['job_id']}/report.md")
     assert miss.status_code == 404 and "failed" in miss.json()["error"]
 
@@ -186,7 +158,8 @@ def test_text_file_fails_the_job_with_one_line(client, work):
 def test_zip_escaping_the_folder_is_refused(client, work, entry):
     before = set((work / "jobs").iterdir())
     r = _post(client, [("s.zip", _zip({"ok.dcm": b"x" * 10, entry: b"y" * 10}))])
-    assert r.status_code == 400 and "outside the upload folder" in r.json()["error"]
+    assert r.status_code == 400 and "zip entry 2 points outside the upload folder" in r.json()["error"]
+    assert "evil" not in r.json()["error"]
     assert set((work / "jobs").iterdir()) == before  # the refused upload left nothing behind
     assert not (work / "evil.dcm").exists() and not (work / "jobs" / "evil.dcm").exists()
 
@@ -200,14 +173,19 @@ def test_bad_uploads_get_4xx_with_one_line(client):
         (_post(client, [("a.png", _png_bytes())], models="nodule-magic"), 400, "unknown model"),
         (_post(client, [("a.zip", b"PK\x03\x04 not really a zip")]), 400, "not a readable zip"),
         (_post(client, [("a.zip", _zip({"x": b"1"})), ("b.png", b"2")]), 400, "zip alone"),
+        (_post(client, [("a.png", _png_bytes())], writer="shakespeare"), 400, "unknown report writer"),
+        (_post(client, [("a.png", _png_bytes())], writer="x" * (10 * MIB)), 400, "longer than 1024 bytes"),
+        (_post(client, [("a.zip", _zip({"a/b/../../../x.dcm": b"1"}))]), 400, "outside the upload folder"),
     ]
     for resp, status, needle in cases:
         assert resp.status_code == status, resp.text
-        assert set(resp.json()) == {"error"} and needle in resp.json()["error"]
+        assert set(resp.json()) == {"error"} and needle in resp.json()["error"] and "\n" not in resp.json()["error"]
+    assert client.get("/health").json()["status"] == "ok"  # the server stays up
+    assert client.app.state.store.counts()["receiving"] == 0
 
 
 def test_limits_refuse_bombs_and_oversized_uploads(tmp_path):
-    limits = Limits(max_upload_bytes=1 * MIB, max_files=3, max_unpacked_bytes=2 * MIB)
+    limits = Limits(max_upload_bytes=1 * MIB, max_files=3, max_unpacked_bytes=2 * MIB, min_free_bytes=0)
     with TestClient(create_app(tmp_path, limits=limits)) as c:
         bomb = _zip({"zeros.dcm": bytes(3 * MIB)})  # ~3 KB compressed, 3 MiB unpacked
         assert len(bomb) < 64 * 1024
@@ -220,6 +198,7 @@ def test_limits_refuse_bombs_and_oversized_uploads(tmp_path):
         r = _post(c, [("big.dcm", np.random.default_rng(0).bytes(2 * MIB))])
         assert r.status_code == 413 and "larger than 1 MiB" in r.json()["error"]
         assert list((tmp_path / "jobs").iterdir()) == []
+        assert c.app.state.store.counts()["receiving"] == 0  # every refused upload gave its queue slot back
 
 
 def test_unknown_job_is_404(client):
@@ -230,31 +209,39 @@ def test_unknown_job_is_404(client):
 
 
 def test_delete_removes_the_job(client, work):
-    job = _wait(client, _post(client, [("d.txt", b"not an image")]).json()["job_id"])
+    job = _wait(client, _post(client, [("d.txt", b"not an image, to delete")]).json()["job_id"])
     r = client.delete(f"/v1/studies/{job['job_id']}")
     assert r.status_code == 200 and r.json() == {"job_id": job["job_id"], "deleted": True, "status_was": "failed"}
     assert client.get(f"/v1/studies/{job['job_id']}").status_code == 404
     assert not (work / "jobs" / job["job_id"]).exists()
 
 
-def test_job_store_states_queue_and_restart(tmp_path):
-    """With a stand-in analysis that waits on an event: queued/running states, 409s, delete, restart."""
-    gate = threading.Event()
-    calls: list[Path] = []
+class _GatedSession:
+    """A stand-in analysis session that waits on an event; it fails for bad/bug uploads (by content)."""
 
-    def fake_analyze(path, out, **kw):
-        calls.append(path)
-        gate.wait(10)
-        if Path(path).name == "bad.png":
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.calls: list[Path] = []
+
+    def analyze(self, path, out, **kw):
+        self.calls.append(Path(path))
+        self.gate.wait(10)
+        data = Path(path).read_bytes()
+        if data == b"bad":
             raise UnreadableFileError(f"{path} is truncated; re-export it")
-        if Path(path).name == "bug.png":
-            raise ZeroDivisionError("boom")
+        if data == b"bug":
+            raise ZeroDivisionError(f"boom in {path}")
         out.mkdir()
         (out / "report.md").write_text("# ok\n")
 
-    store = JobStore(tmp_path, analyze_fn=fake_analyze)
-    with TestClient(create_app(tmp_path, store=store)) as c:
-        ids = [_post(c, [(n, b"img")]).json()["job_id"] for n in ("a.png", "bad.png", "bug.png", "d.png")]
+
+def test_job_store_states_queue_and_restart(tmp_path):
+    """With a stand-in analysis that waits on an event: queued/running states, 409s, delete, restart."""
+    session = _GatedSession()
+    app = create_app(tmp_path)
+    store = app.state.store
+    with TestClient(app) as c, worker_thread(store, session=session):
+        ids = [_post(c, [(f"{n}.png", n.encode())]).json()["job_id"] for n in ("ok", "bad", "bug", "del")]
         deadline = time.monotonic() + 10
         while c.get(f"/v1/studies/{ids[0]}").json()["status"] != "running" and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -264,36 +251,53 @@ def test_job_store_states_queue_and_restart(tmp_path):
         assert c.get(f"/v1/studies/{ids[0]}/report.md").status_code == 409
         assert c.delete(f"/v1/studies/{ids[0]}").status_code == 409          # running: cannot delete
         assert c.delete(f"/v1/studies/{ids[3]}").json()["status_was"] == "queued"
-        gate.set()
-        assert store.wait_idle(10)
+        session.gate.set()
+        end = time.monotonic() + 10
+        while store.counts()["queued"] + store.counts()["running"] and time.monotonic() < end:
+            time.sleep(0.02)
         done, bad, bug = (c.get(f"/v1/studies/{i}").json() for i in ids[:3])
         assert done["status"] == "done" and c.get(f"/v1/studies/{ids[0]}/report.md").text == "# ok\n"
-        assert bad["status"] == "failed" and bad["error"] == "bad.png is truncated; re-export it"
-        assert bug["error_kind"] == "internal" and "ZeroDivisionError: boom" in bug["error"]
-        assert len(calls) == 3  # the deleted queued job never ran
+        assert bad["status"] == "failed" and bad["error"] == "f0001.png is truncated; re-export it"
+        assert bug["error_kind"] == "internal" and "ZeroDivisionError: boom in f0001.png" in bug["error"]
+        assert str(tmp_path) not in bug["error"]
+        assert len(session.calls) == 3  # the deleted queued job never ran
+        # a failed study may be sent again (a new job); a done one returns the same job
+        assert _post(c, [("x.png", b"bad")]).json()["job_id"] != ids[1]
+        assert _post(c, [("x.png", b"ok")]).json()["job_id"] == ids[0]
 
-    # a job left "queued" by a stopped server is queued again when the store is reopened
-    jid = ids[1]
+    # a job left "running" by a dead worker (lease run out) is given back and done on the next start
+    import sqlalchemy as sa
+
+    from radscribe.serve.jobs import jobs_table
+
+    jid = ids[0]
+    with store.engine.begin() as conn:
+        conn.execute(jobs_table.update().where(jobs_table.c.job_id == jid).values(
+            status="running", claim="dead", worker="gone", lease_until=time.time() - 1, result=None))
     (tmp_path / "jobs" / jid / "input").mkdir()
-    (tmp_path / "jobs" / jid / "input" / "a.png").write_bytes(b"img")
-    state = json.loads((tmp_path / "jobs" / jid / "job.json").read_text())
-    (tmp_path / "jobs" / jid / "job.json").write_text(json.dumps({**state, "status": "queued", "error": None}))
-    reopened = JobStore(tmp_path, analyze_fn=fake_analyze)
-    assert reopened.wait_idle(10) and reopened.get(jid).status == "done"
-    reopened.close(1)
+    (tmp_path / "jobs" / jid / "input" / "f0001.png").write_bytes(b"ok")
+    app2 = create_app(tmp_path)
+    with TestClient(app2) as c2, worker_thread(app2.state.store, session=_GatedSession()) as w:
+        w.session.gate.set()
+        assert _wait(c2, jid, 10)["status"] == "done"
+        assert app2.state.store.get(jid).attempts == 2 and sa is not None
 
 
 def test_keep_uploads_keeps_the_input(tmp_path):
-    store = JobStore(tmp_path, keep_uploads=True, analyze_fn=lambda path, out, **kw: out.mkdir())
-    with TestClient(create_app(tmp_path, store=store)) as c:
+    class Touch:
+        def analyze(self, path, out, **kw):
+            out.mkdir()
+
+    app = create_app(tmp_path, keep_uploads=True)
+    with TestClient(app) as c, worker_thread(app.state.store, session=Touch()):
         jid = _post(c, [("a.png", b"img"), ("b.png", b"img2")]).json()["job_id"]
-        assert store.wait_idle(10) and c.get(f"/v1/studies/{jid}").json()["input"]["bytes"] == 7
-    assert sorted(p.name for p in (tmp_path / "jobs" / jid / "input").iterdir()) == ["a.png", "b.png"]
+        assert _wait(c, jid, 10)["input"]["bytes"] == 7
+    assert sorted(p.name for p in (tmp_path / "jobs" / jid / "input").iterdir()) == ["f0001.png", "f0002.png"]
 
 
 def test_serve_command_defaults_to_localhost():
     from radscribe.cli import COMMANDS, build_parser
 
     args = build_parser().parse_args(["serve"])
-    assert (args.host, args.port, args.keep_uploads) == ("127.0.0.1", 8000, False)
+    assert (args.host, args.port, args.keep_uploads, args.workers) == ("127.0.0.1", 8000, False, 1)
     assert COMMANDS["serve"] == "radscribe.serve.app:cli_serve"
