@@ -75,7 +75,7 @@ def _spec(name: str, **kw: Any) -> ModelSpec:
 
 _SPECS: dict[str, ModelSpec] = {s.name: s for s in [
     _spec("cxr-pneumonia", modality="CR", body_region="chest", dims=2, labels=("normal", "pneumonia"),
-          input_size=128, location="lungs", description="Frontal paediatric chest X-ray: pneumonia vs normal "
+          input_size=224, location="lungs", description="Frontal paediatric chest X-ray: pneumonia vs normal "
           "(EfficientNet-Lite0, ImageNet init; Kermany et al. 2018)."),
     _spec("mri-brain-tumor", modality="MR", body_region="brain", dims=2,
           labels=("glioma", "meningioma", "pituitary_tumour", "normal"), input_size=128, location="brain",
