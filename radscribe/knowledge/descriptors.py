@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 
@@ -102,8 +104,9 @@ def anatomy(anatomy_id: str) -> Anatomy:
 
 
 def size_band(diameter_mm: float) -> str:
-    """Fleischner 2017 size band from the average diameter (mm), rounded to the nearest mm."""
-    d = round(diameter_mm)
+    """Fleischner 2017 size band from the average diameter (mm), rounded to the nearest mm (halves up:
+    8.5 mm is 9 mm, > 8 mm; Python's round() would take it to 8)."""
+    d = math.floor(diameter_mm + 0.5)
     if d < 6:
         return "lt_6mm"
     if d <= 8:

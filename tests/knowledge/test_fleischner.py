@@ -61,8 +61,5 @@ def test_calcified_nodules_need_no_fleischner_follow_up():
 @pytest.mark.parametrize("d,expected", [(5.5, "solid single 6-8 mm"), (8.5, "solid single > 8 mm")])
 def test_half_millimetres_round_up(d, expected):
     """'rounded to the nearest millimetre': 5.5 -> 6 and 8.5 -> 9. Python's round() rounds half to
-    even (round(8.5) == 8), so a nodule whose mean diameter is exactly 8.5 mm lands in 6-8 mm."""
-    if d == 8.5 and recommend(d, "solid").category != expected:
-        pytest.xfail("knowledge/ontology.size_band uses round() (half to even): 8.5 mm -> 8 -> '6-8 mm'; "
-                     "reported to the knowledge owner, not fixed here")
+    even (round(8.5) == 8); size_band rounds halves up, so 8.5 mm is > 8 mm."""
     assert recommend(d, "solid").category == expected
