@@ -11,10 +11,10 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
-from radscribe.data.datasets import CachedDataset
 from radscribe.train import distributed as dd
 from radscribe.train.config import TrainConfig
 from radscribe.train.loop import fit
+from tests.train.test_loop import _squares
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
                                 reason="torch.distributed with gloo is not available in this build")
@@ -34,16 +34,6 @@ class TinyBN(nn.Module):
 
     def loss(self, logits, y):
         return F.cross_entropy(logits, y)
-
-
-def _squares(n: int, seed: int) -> CachedDataset:
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % 2
-    im = rng.integers(0, 60, size=(n, 16, 16)).astype(np.uint8)
-    for i in np.flatnonzero(y):
-        r, c = rng.integers(0, 10, 2)
-        im[i, r:r + 6, c:c + 6] = 220
-    return CachedDataset(im, y)
 
 
 def _cfg() -> TrainConfig:

@@ -50,6 +50,25 @@ def _squares(n: int, seed: int) -> CachedDataset:
     return CachedDataset(im, y)
 
 
+def _interrupted_fit(monkeypatch, init: dict, cfg: TrainConfig, run_dir: Path) -> None:
+    """Train from ``init`` into ``run_dir`` and crash (KeyboardInterrupt) during epoch 3's validation."""
+    calls = {"n": 0}
+    real = loop.classification_metrics
+
+    def crash_on_third_epoch(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    part = Tiny()
+    part.load_state_dict(init)
+    monkeypatch.setattr(loop, "classification_metrics", crash_on_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        fit(part, _squares(48, 0), _squares(24, 1), cfg, run_dir, progress=False)
+    monkeypatch.setattr(loop, "classification_metrics", real)
+
+
 def _cfg(**kw) -> TrainConfig:
     base = dict(epochs=4, batch_size=8, lr=0.05, schedule="cosine", monitor="val_loss", patience=10)
     base.update(kw)
@@ -84,21 +103,7 @@ def test_resume_continues_from_the_saved_epoch(tmp_path, monkeypatch):
     full.load_state_dict(init)
     fit(full, _squares(48, 0), _squares(24, 1), _cfg(), tmp_path / "a", progress=False)
 
-    calls = {"n": 0}
-    real = loop.classification_metrics
-
-    def crash_on_third_epoch(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    part = Tiny()
-    part.load_state_dict(init)
-    monkeypatch.setattr(loop, "classification_metrics", crash_on_third_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        fit(part, _squares(48, 0), _squares(24, 1), _cfg(), tmp_path / "b", progress=False)
-    monkeypatch.setattr(loop, "classification_metrics", real)
+    _interrupted_fit(monkeypatch, init, _cfg(), tmp_path / "b")
     assert [r["epoch"] for r in json.loads((tmp_path / "b" / "history.json").read_text())] == [1, 2]
 
     resumed = Tiny()  # different init: everything must come from the checkpoint
@@ -124,21 +129,7 @@ def test_ema_selects_averaged_weights_and_resumes_exactly(tmp_path, monkeypatch)
         best = load_file(str(tmp_path / "a" / "best.safetensors"))
         assert all(torch.equal(best[k], ema[k]) for k in ema)
 
-    calls = {"n": 0}
-    real = loop.classification_metrics
-
-    def crash_on_third_epoch(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    part = Tiny()
-    part.load_state_dict(init)
-    monkeypatch.setattr(loop, "classification_metrics", crash_on_third_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        fit(part, _squares(48, 0), _squares(24, 1), cfg, tmp_path / "b", progress=False)
-    monkeypatch.setattr(loop, "classification_metrics", real)
+    _interrupted_fit(monkeypatch, init, cfg, tmp_path / "b")
     fit(Tiny(), _squares(48, 0), _squares(24, 1), cfg, tmp_path / "b", resume=True, progress=False)
     b = load_file(str(tmp_path / "b" / "last_ema.safetensors"))
     for k in ema:
