@@ -23,6 +23,7 @@ COMMANDS = {
     "phantom": "radscribe.data.phantom:cli_phantom",
     "models": "radscribe.models.registry:cli_models",
     "train": "radscribe.train.loop:cli_train",
+    "train-seg": "radscribe.train.segment:cli_train_seg",
     "evaluate": "radscribe.evaluate.classification:cli_evaluate",
     "predict": "radscribe.models.predict:cli_predict",
     "generate-reports": "radscribe.report.generate:cli_generate_reports",
@@ -61,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=Path, help="run folder (default: runs/<name>)")
     t.add_argument("--resume", action="store_true", help="resume from the last checkpoint in the run folder")
     t.add_argument("--overwrite", action="store_true")
+
+    ts = sub.add_parser("train-seg", help="cross-validated 2D tumour segmentation training from a YAML config")
+    ts.add_argument("config", type=Path)
+    ts.add_argument("--fold", type=int, help="train one fold (0..4)")
+    ts.add_argument("--folds", help="'all': train every fold in turn")
+    ts.add_argument("--out", type=Path, required=True, help="run folder")
+    ts.add_argument("--resume", action="store_true", help="continue each fold from its last checkpoint")
+    ts.add_argument("--overwrite", action="store_true", help="start again in an existing run folder")
 
     e = sub.add_parser("evaluate", help="evaluate a registered model on a data split")
     e.add_argument("--model", required=True)
