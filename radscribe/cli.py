@@ -25,6 +25,7 @@ COMMANDS = {
     "train": "radscribe.train.loop:cli_train",
     "train-seg": "radscribe.train.segment:cli_train_seg",
     "evaluate": "radscribe.evaluate.classification:cli_evaluate",
+    "evaluate-seg": "radscribe.evaluate.segmentation:cli_evaluate_seg",
     "predict": "radscribe.models.predict:cli_predict",
     "generate-reports": "radscribe.report.generate:cli_generate_reports",
     "evaluate-reports": "radscribe.evaluate.reports:cli_evaluate_reports",
@@ -76,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", choices=["train", "val", "test"])
     e.add_argument("--out", type=Path, required=True)
     e.add_argument("--overwrite", action="store_true")
+
+    es = sub.add_parser("evaluate-seg", help="cross-validated tumour segmentation metrics of a train-seg run")
+    es.add_argument("--run", type=Path, required=True, help="train-seg run folder (fold<K>/model.safetensors)")
+    es.add_argument("--out", type=Path, required=True, help="output folder: metrics.json, per_image.csv, report.html")
+    es.add_argument("--export", action="store_true", help="copy the test fold's model to the registry weights folder")
+    es.add_argument("--threads", type=int, default=1)
+    es.add_argument("--overwrite", action="store_true")
 
     pr = sub.add_parser("predict", help="per-image calibrated probabilities as CSV")
     pr.add_argument("--model", required=True)
