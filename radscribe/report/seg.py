@@ -98,3 +98,20 @@ def read_back(path: Path, evidence: Sequence[Dataset]) -> dict:
         masks[label] = np.asarray(vol)[..., 0].astype(bool)
     return {"labels": labels, "referenced": referenced, "all_sources_referenced": set(sop_uids) <= referenced,
             "masks": masks, "modality": str(seg.Modality), "study_uid": str(seg.StudyInstanceUID)}
+
+
+def write_seg_for_study(path: Path, source: Path, series_uid_hash: str | None, image: Image,
+                        findings: Sequence, masks: dict[int, np.ndarray]) -> Path | None:
+    """The pipeline's entry: one segment per present finding with a mask (``Detection.masks`` keyed by the
+    finding's index), referencing the analysed series at ``source``; None when no finding has a mask."""
+    from radscribe.report.sr import series_evidence
+
+    by_kind: dict[str, np.ndarray] = {}
+    for i, m in masks.items():
+        f = findings[i]
+        if getattr(f, "present", True):
+            key = f.kind if f.kind not in by_kind else f"{f.kind}_{i + 1}"
+            by_kind[key] = np.asarray(m, bool).reshape(image.shape)
+    if not by_kind:
+        return None
+    return write_seg(path, by_kind, image, series_evidence(Path(source), series_uid_hash))

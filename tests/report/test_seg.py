@@ -72,6 +72,21 @@ def test_seg_round_trip_references_the_source(mr_series, tmp_path):
         assert np.array_equal(got[frame], mask[zi])
 
 
+def test_seg_for_study_uses_the_finding_masks(mr_series, tmp_path):
+    from radscribe.findings.model import Finding
+    from radscribe.report.seg import write_seg_for_study
+
+    image = load_study(mr_series).image
+    m = np.zeros(image.shape, bool)
+    m[2, 5:9, 5:9] = True
+    fs = [Finding(kind="tumour", detector="x", confidence=0.2, present=False),
+          Finding(kind="meningioma", detector="x", confidence=0.9)]
+    assert write_seg_for_study(tmp_path / "a.dcm", mr_series, None, image, fs, {}) is None
+    out = write_seg_for_study(tmp_path / "b.dcm", mr_series, None, image, fs, {1: m})
+    back = read_back(out, series_evidence(mr_series, None))
+    assert back["labels"] == ["meningioma"] and int(back["masks"]["meningioma"].sum()) == 16
+
+
 def test_seg_refuses_a_mismatched_grid(mr_series):
     image = load_study(mr_series).image
     evidence = series_evidence(mr_series, None)
