@@ -8,10 +8,11 @@ its held-out fold exactly as the detector does (:func:`radscribe.models.brain_se
   ``compute_hausdorff_distance``; HD95 only where both masks are non-empty, empty predictions counted apart),
 * box IoU of the mask-derived box against the hand-drawn mask's box, and the detection rate
   (box IoU >= 0.5), on the slices with a tumour mask,
-* presence: AUC of the largest tumour probability on all slices (tumour vs no tumour), the false-positive
+* presence: AUC of the calibrated presence on all slices (tumour vs no tumour), the false-positive
   rate on tumour-free slices at the calibrated 0.5 threshold, and the expected calibration error.
 
-Presence calibration (Platt scaling of the logit of that score) is fitted on the out-of-fold predictions of
+Presence calibration (Platt scaling of one feature: the logit of the largest tumour probability or the log of
+the segmented head fraction, whichever has the higher AUC there) is fitted on the out-of-fold predictions of
 every fold except the shipped model's test fold (:data:`radscribe.data.brain_seg.TEST_FOLD`), so the test
 fold's calibrated figures are out of sample. Output: ``metrics.json`` (per fold, mean +- std, pooled),
 ``per_image.csv``, ``calibration.json``, ``report.html`` with overlays of the best, median and worst slices.
@@ -58,17 +59,22 @@ def slice_scores(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
 
 def fit_platt(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """(a, b) of P = sigmoid(a * logit(score) + b), by logistic regression (weak L2) on out-of-fold scores."""
+    s = np.clip(np.asarray(scores, float), 1e-6, 1 - 1e-6)
+    return fit_platt_feature(np.log(s / (1 - s)), labels)
+
+
+def fit_platt_feature(z: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(a, b) of P = sigmoid(a * z + b) for a 1-D feature ``z``."""
     from sklearn.linear_model import LogisticRegression
 
-    s = np.clip(np.asarray(scores, float), 1e-6, 1 - 1e-6)
-    z = np.log(s / (1 - s))[:, None]
-    lr = LogisticRegression(C=100.0).fit(z, np.asarray(labels, int))
+    lr = LogisticRegression(C=100.0).fit(np.asarray(z, float)[:, None], np.asarray(labels, int))
     return float(lr.coef_[0, 0]), float(lr.intercept_[0])
 
 
-def _platt(scores: np.ndarray, ab: tuple[float, float]) -> np.ndarray:
-    s = np.clip(np.asarray(scores, float), 1e-6, 1 - 1e-6)
-    return 1 / (1 + np.exp(-(ab[0] * np.log(s / (1 - s)) + ab[1])))
+def _features(rows: list[dict], kind: str) -> np.ndarray:
+    from radscribe.models.brain_seg import presence_feature
+
+    return np.array([presence_feature(kind, r["score"], r["area_fraction"]) for r in rows])
 
 
 def ece(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
@@ -154,7 +160,8 @@ def evaluate_run(run_dir: Path, out: Path, progress: bool = True) -> dict:
             seconds = time.perf_counter() - ts
             score = float(prob[pred].max()) if pred.any() else float(prob.max())
             row = {"key": r.key, "fold": k, "tumour": int(r.tumour), "has_mask": int(r.mask_path is not None),
-                   "score": score, "pred_px": int(pred.sum()), "seconds": round(seconds, 4)}
+                   "score": score, "pred_px": int(pred.sum()), "seconds": round(seconds, 4),
+                   "area_fraction": float(pred.sum()) / max(float(head.sum()), 1.0)}
             gt = None
             if r.mask_path is not None:
                 from PIL import Image as PILImage
@@ -168,11 +175,14 @@ def evaluate_run(run_dir: Path, out: Path, progress: bool = True) -> dict:
                 keep.setdefault(f"no:{r.key}", (img, None, pred))
             rows.append(row)
     y = np.array([r["tumour"] for r in rows])
-    s = np.array([r["score"] for r in rows])
     f = np.array([r["fold"] for r in rows])
     cal_mask = f != TEST_FOLD if (f != TEST_FOLD).any() and len(set(y[f != TEST_FOLD])) == 2 else np.ones(len(y), bool)
-    ab = fit_platt(s[cal_mask], y[cal_mask])
-    p = _platt(s, ab)
+    # the presence feature (largest probability or segmented area) is chosen by AUC on the calibration folds
+    feats = {kind: _features(rows, kind) for kind in ("max_prob", "log_area")}
+    cal_auc = {kind: _auc(y[cal_mask], z[cal_mask]) for kind, z in feats.items()}
+    kind = max(cal_auc, key=lambda k: -1.0 if math.isnan(cal_auc[k]) else cal_auc[k])
+    ab = fit_platt_feature(feats[kind][cal_mask], y[cal_mask])
+    p = 1 / (1 + np.exp(-(ab[0] * feats[kind] + ab[1])))
     for r, pi in zip(rows, p):
         r["presence"] = float(pi)
     per_fold = {}
@@ -189,7 +199,8 @@ def evaluate_run(run_dir: Path, out: Path, progress: bool = True) -> dict:
             "box_iou": _mean_std([r["box_iou"] for r in masked])["mean"],
             "detection_rate_box_iou_0.5": float(np.mean([r["box_iou"] >= 0.5 for r in masked])) if masked else None,
             "empty_predictions_on_tumour": int(sum(r["pred_px"] == 0 for r in masked)),
-            "presence_auc": _auc(yk, np.array([r["score"] for r in rk])),
+            "presence_auc": _auc(yk, pk),
+            "presence_auc_max_prob": _auc(yk, np.array([r["score"] for r in rk])),
             "false_positive_rate": float(np.mean([r["presence"] >= 0.5 and r["pred_px"] > 0 for r in neg])) if neg else None,
             "ece_calibrated": ece(pk, yk),
         }
@@ -198,18 +209,21 @@ def evaluate_run(run_dir: Path, out: Path, progress: bool = True) -> dict:
     summary = {k: _mean_std([pf[k] for pf in per_fold.values() if pf[k] is not None]) for k in keys}
     masked = [r for r in rows if r["has_mask"]]
     pooled = {"dice": _mean_std([r["dice"] for r in masked]), "box_iou": _mean_std([r["box_iou"] for r in masked]),
-              "presence_auc": _auc(y, s), "n_slices": len(rows), "n_masked": len(masked),
+              "presence_auc": _auc(y, p), "presence_auc_by_feature": {k: _auc(y, z) for k, z in feats.items()},
+              "n_slices": len(rows), "n_masked": len(masked),
               "seconds_per_slice_median": float(np.median([r["seconds"] for r in rows]))}
-    cal = {"a": ab[0], "b": ab[1], "method": "Platt scaling of logit(max tumour probability)",
-           "fitted_on_folds": sorted(set(f[cal_mask].tolist())), "n": int(cal_mask.sum())}
+    cal = {"score": kind, "a": ab[0], "b": ab[1],
+           "method": f"Platt scaling of {'logit(max tumour probability)' if kind == 'max_prob' else 'log(segmented area / head area + 1e-4)'}",
+           "auc_on_calibration_folds": cal_auc, "fitted_on_folds": sorted(set(f[cal_mask].tolist())),
+           "n": int(cal_mask.sum())}
     result = {"run": str(run_dir), "folds": folds_done, "test_fold": TEST_FOLD, "per_fold": per_fold,
               "mean_std_over_folds": summary, "pooled": pooled, "calibration": cal, "data_notes": list(ds.notes),
               "wall_seconds": round(time.time() - t0, 1)}
     (out / "metrics.json").write_text(json.dumps(_nan_none(result), indent=1))
     (out / "calibration.json").write_text(json.dumps(cal, indent=1))
     with open(out / "per_image.csv", "w", newline="") as fh:
-        cols = ["key", "fold", "tumour", "has_mask", "score", "presence", "pred_px", "gt_px", "dice", "iou", "hd95_px",
-                "box_iou", "seconds"]
+        cols = ["key", "fold", "tumour", "has_mask", "score", "area_fraction", "presence", "pred_px", "gt_px", "dice",
+                "iou", "hd95_px", "box_iou", "seconds"]
         w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)

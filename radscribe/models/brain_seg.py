@@ -13,8 +13,9 @@ The finding then carries:
   the longest diameter and the extent perpendicular to it, the fraction of the head area, the side and the
   distance of the centroid from the midline (:mod:`radscribe.findings.measure`); for a volume the volume in
   ml, the three axis extents and the slices that were read and that hold tumour;
-* a calibrated presence confidence: Platt scaling of the logit of the largest tumour probability, fitted on
-  out-of-fold predictions (``calibration.json`` beside the weights).
+* a calibrated presence confidence: Platt scaling of one slice feature (the logit of the largest tumour
+  probability, or the log of the segmented fraction of the head: ``calibration.json`` says which), fitted on
+  out-of-fold predictions off the test fold (``calibration.json`` beside the weights).
 
 Disagreement with the classifier - a tumour type predicted but nothing segmented, or a segmented region the
 classifier calls normal - is reported in the finding's attributes and in the notes, not resolved silently.
@@ -76,21 +77,31 @@ _LOCATION = {"pituitary_tumour": "sella", "glioma": "cerebral_hemisphere", "meni
              "tumour": "brain"}
 
 
+def presence_feature(kind: str, max_prob: float, area_fraction: float) -> float:
+    """The 1-D presence feature Platt scaling is fitted on: ``max_prob`` -> logit of the largest tumour
+    probability; ``log_area`` -> log of the segmented area as a fraction of the head area (+1e-4)."""
+    if kind == "log_area":
+        return math.log(max(float(area_fraction), 0.0) + 1e-4)
+    s = min(max(float(max_prob), 1e-6), 1 - 1e-6)
+    return math.log(s / (1 - s))
+
+
 @dataclass(frozen=True)
 class SegModel:
-    """A loaded segmentation network with its input size and presence calibration (Platt a, b)."""
+    """A loaded segmentation network, its input size and presence calibration (feature kind, Platt a, b)."""
 
     module: Any
     input_size: int
     config: dict
     platt: tuple[float, float] | None
+    presence_score: str = "max_prob"
 
-    def calibrate(self, score: float) -> float:
-        """Calibrated P(tumour) from the largest tumour probability ``score``."""
+    def calibrate(self, max_prob: float, area_fraction: float = 0.0) -> float:
+        """Calibrated P(tumour) from the slice's largest tumour probability and segmented area fraction;
+        the uncalibrated largest probability when there is no calibration."""
         if self.platt is None:
-            return float(score)
-        s = min(max(float(score), 1e-6), 1 - 1e-6)
-        z = self.platt[0] * math.log(s / (1 - s)) + self.platt[1]
+            return float(max_prob)
+        z = self.platt[0] * presence_feature(self.presence_score, max_prob, area_fraction) + self.platt[1]
         return 1.0 / (1.0 + math.exp(-z))
 
 
@@ -114,12 +125,12 @@ def load_seg_model(weights_dir: Path | None = None) -> SegModel:
         size = int(cfg["data"]["input_size"])
     except (KeyError, TypeError, RuntimeError, OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"weights {wfile} do not match config {cfile}: {str(exc).splitlines()[0]}") from exc
-    platt = None
+    platt, kind = None, "max_prob"
     cal = wdir / "calibration.json"
     if cal.is_file():
         c = json.loads(cal.read_text())
-        platt = (float(c["a"]), float(c["b"]))
-    return SegModel(module.eval(), size, cfg, platt)
+        platt, kind = (float(c["a"]), float(c["b"])), str(c.get("score", "max_prob"))
+    return SegModel(module.eval(), size, cfg, platt, kind)
 
 
 def segment_slice(model: SegModel, slice2d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -239,7 +250,7 @@ class BrainTumourSegDetector:
         t2 = time.perf_counter()
         mask = clean_mask(prob, head)
         score = float(prob[mask].max()) if mask.any() else float(prob.max())
-        presence = model.calibrate(score)
+        presence = model.calibrate(score, float(mask.sum()) / max(float(head.sum()), 1.0))
         oriented = image.source_format.lower() in _ORIENTED and image.spacing_known
         left_inc = image.patient_left_is_increasing_x() if oriented else True
         spacing = (float(image.spacing[1]), float(image.spacing[2])) if image.spacing_known else None
@@ -277,7 +288,9 @@ class BrainTumourSegDetector:
         mask = clean_mask(probs, heads)
         mask = largest_component(mask) if mask.any() else mask
         score = float(probs[mask].max()) if mask.any() else float(probs.max())
-        presence = model.calibrate(score)
+        key_area = mask.sum(axis=(1, 2))
+        kz = int(np.argmax(key_area))
+        presence = model.calibrate(score, float(key_area[kz]) / max(float(heads[kz].sum()), 1.0))
         oriented = image.source_format.lower() in _ORIENTED and image.spacing_known
         key = int(np.argmax(mask.sum(axis=(1, 2)))) if mask.any() else nz // 2
         spacing2 = (float(image.spacing[1]), float(image.spacing[2])) if image.spacing_known else None
