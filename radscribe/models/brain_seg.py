@@ -72,6 +72,8 @@ PRESENCE_THRESHOLD = 0.5
 MIN_SIDE = 32
 #: For volumes: the largest number of axial slices segmented.
 MAX_SLICES = 400
+#: A volume is axial when its slice normal's cosine with the head-foot axis is at least this.
+AXIAL_COSINE = 0.8
 _ORIENTED = ("dicom", "nifti", "metaimage", "nrrd")
 _LOCATION = {"pituitary_tumour": "sella", "glioma": "cerebral_hemisphere", "meningioma": "cerebral_hemisphere",
              "tumour": "brain"}
@@ -216,9 +218,14 @@ class BrainTumourSegDetector:
         if image.is_volume:
             mod = (getattr(recognition, "modality", None) or image.modality or "").upper()
             reg = (getattr(recognition, "body_region", None) or image.body_part or "").lower()
-            if mod == "MR" and reg in ("brain", "head"):
-                return None
-            return f"{NAME} reads brain MR; this volume is {mod or '?'} {reg or '?'}"
+            if mod != "MR" or reg not in ("brain", "head"):
+                return f"{NAME} reads brain MR; this volume is {mod or '?'} {reg or '?'}"
+            normal = np.asarray(image.direction, float)[:, 2]  # LPS direction of the slice axis
+            if image.spacing_known and abs(normal[2]) < AXIAL_COSINE:
+                plane = "sagittal" if abs(normal[0]) >= abs(normal[1]) else "coronal"
+                return (f"{NAME} segments axial slices; this volume's slices are {plane} (slice normal "
+                        f"{', '.join(f'{v:.2f}' for v in normal)} in LPS) and radscribe does not reformat it")
+            return None
         if min(image.shape[1:]) < MIN_SIDE:
             return None  # detect() explains the size in a note rather than pretending it is another domain
         decide = getattr(routing, "decide_cached", routing.decide)

@@ -61,6 +61,9 @@ def test_refuses_a_chest_xray():
     ct = Image(array=np.zeros((40, 64, 64), np.float32), modality="CT")
     assert "brain MR" in det.applies(ct, _rec("CT", "chest"))
     assert det.applies(Image(array=np.zeros((20, 64, 64), np.float32), modality="MR"), _rec("MR", "brain")) is None
+    sagittal = np.column_stack([(0, 1, 0), (0, 0, -1), (1, 0, 0)]).astype(float)  # columns P, I; slice normal L
+    sag = Image(array=np.zeros((20, 64, 64), np.float32), modality="MR", direction=sagittal)
+    assert "sagittal" in det.applies(sag, _rec("MR", "brain"))
 
 
 def test_refuses_a_real_chest_xray_png(shared_dataset):
