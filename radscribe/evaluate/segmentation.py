@@ -215,7 +215,9 @@ def evaluate_run(run_dir: Path, out: Path, progress: bool = True) -> dict:
     cal = {"score": kind, "a": ab[0], "b": ab[1],
            "method": f"Platt scaling of {'logit(max tumour probability)' if kind == 'max_prob' else 'log(segmented area / head area + 1e-4)'}",
            "auc_on_calibration_folds": cal_auc, "fitted_on_folds": sorted(set(f[cal_mask].tolist())),
-           "n": int(cal_mask.sum())}
+           "n": int(cal_mask.sum()),
+           # with only the test fold evaluated, calibration is fitted on it: its ECE is then in-sample
+           "in_sample_for_test_fold": bool(cal_mask[f == TEST_FOLD].any())}
     result = {"run": str(run_dir), "folds": folds_done, "test_fold": TEST_FOLD, "per_fold": per_fold,
               "mean_std_over_folds": summary, "pooled": pooled, "calibration": cal, "data_notes": list(ds.notes),
               "wall_seconds": round(time.time() - t0, 1)}
