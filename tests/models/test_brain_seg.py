@@ -195,3 +195,17 @@ def test_volume_gives_ml_extents_and_slices(tiny_weights, monkeypatch):
     import nibabel as nib
     nii = nib.Nifti1Image.from_bytes(gzip.decompress(d.side_files[f.artifacts["mask"]]))
     assert nii.shape == (96, 96, 8) and int(np.asarray(nii.dataobj).sum()) == int(d.masks[0].sum())
+
+
+def test_presence_calibration_features(tiny_weights):
+    import math
+
+    from radscribe.models.brain_seg import presence_feature
+
+    assert presence_feature("max_prob", 0.5, 0.3) == pytest.approx(0.0)
+    assert presence_feature("log_area", 0.9, 0.0) == pytest.approx(math.log(1e-4))
+    m = load_seg_model(tiny_weights)  # a=1, b=0 on logit(max prob): identity
+    assert m.presence_score == "max_prob" and m.calibrate(0.8, 0.1) == pytest.approx(0.8)
+    (tiny_weights / "calibration.json").write_text(json.dumps({"score": "log_area", "a": 1.0, "b": 2.0}))
+    m = load_seg_model(tiny_weights)
+    assert m.calibrate(0.99, 0.05) == pytest.approx(1 / (1 + math.exp(-(math.log(0.05 + 1e-4) + 2.0))))
