@@ -24,7 +24,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--weights", type=Path, help="weights folder (default: the registry's, else random init)")
-    ap.add_argument("--config", type=Path, default=Path("radscribe/train/configs/mri-brain-tumor-seg-unet.yaml"))
+    ap.add_argument("--config", type=Path, default=Path("radscribe/train/configs/segmentation/mri-brain-tumor-seg-unet.yaml"))
     ap.add_argument("--image", type=Path, help="a brain MR slice (default: brain_tumor_seg yes/Y1.jpg)")
     args = ap.parse_args()
 

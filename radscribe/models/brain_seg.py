@@ -118,7 +118,7 @@ def load_seg_model(weights_dir: Path | None = None) -> SegModel:
     wfile, cfile = wdir / "model.safetensors", wdir / "config.yaml"
     if not wfile.is_file() or not cfile.is_file():
         raise ConfigError(f"no trained weights for {NAME!r}: expected {wfile} and {cfile}; train them with "
-                          "`radscribe train-seg radscribe/train/configs/mri-brain-tumor-seg-unet.yaml --folds all`")
+                          "`radscribe train-seg radscribe/train/configs/segmentation/mri-brain-tumor-seg-unet.yaml --folds all`")
     try:
         cfg = yaml.safe_load(cfile.read_text())
         arch, kw = arch_kwargs(cfg["model"])
