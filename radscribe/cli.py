@@ -24,7 +24,9 @@ COMMANDS = {
     "phantom": "radscribe.data.phantom:cli_phantom",
     "models": "radscribe.models.registry:cli_models",
     "train": "radscribe.train.loop:cli_train",
+    "train-seg": "radscribe.train.segment:cli_train_seg",
     "evaluate": "radscribe.evaluate.classification:cli_evaluate",
+    "evaluate-seg": "radscribe.evaluate.segmentation:cli_evaluate_seg",
     "predict": "radscribe.models.predict:cli_predict",
     "domain": "radscribe.evaluate.domain:cli_domain",
     "generate-reports": "radscribe.report.generate:cli_generate_reports",
@@ -112,11 +114,26 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--stop-after-epochs", type=int, metavar="N",
                    help="end this call after N epochs; continue later with --resume (e.g. in the next session)")
 
+    ts = sub.add_parser("train-seg", help="cross-validated 2D tumour segmentation training from a YAML config")
+    ts.add_argument("config", type=Path)
+    ts.add_argument("--fold", type=int, help="train one fold (0..4)")
+    ts.add_argument("--folds", help="'all': train every fold in turn")
+    ts.add_argument("--out", type=Path, required=True, help="run folder")
+    ts.add_argument("--resume", action="store_true", help="continue each fold from its last checkpoint")
+    ts.add_argument("--overwrite", action="store_true", help="start again in an existing run folder")
+
     e = sub.add_parser("evaluate", help="evaluate a registered model on a data split")
     e.add_argument("--model", required=True)
     e.add_argument("--split", default="test", choices=["train", "val", "test"])
     e.add_argument("--out", type=Path, required=True)
     e.add_argument("--overwrite", action="store_true")
+
+    es = sub.add_parser("evaluate-seg", help="cross-validated tumour segmentation metrics of a train-seg run")
+    es.add_argument("--run", type=Path, required=True, help="train-seg run folder (fold<K>/model.safetensors)")
+    es.add_argument("--out", type=Path, required=True, help="output folder: metrics.json, per_image.csv, report.html")
+    es.add_argument("--export", action="store_true", help="copy the test fold's model to the registry weights folder")
+    es.add_argument("--threads", type=int, default=1)
+    es.add_argument("--overwrite", action="store_true")
 
     pr = sub.add_parser("predict", help="per-image calibrated probabilities as CSV")
     pr.add_argument("--model", required=True)
