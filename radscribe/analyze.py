@@ -34,6 +34,7 @@ from radscribe.models.detector import DETECTORS, Detection, Detector, get_detect
 from radscribe.models.nodule_candidates import DETECTOR as _NODULE_NAME
 from radscribe.pipeline import outputs
 from radscribe.report.generate import GENERATORS
+from radscribe.report.seg import write_seg_for_study
 from radscribe.report.structured import write_structured
 
 #: Kept for callers written before the registry (radscribe.serve); the name comes from the detector.
@@ -165,6 +166,8 @@ class Analyzer:
         names = list(DETECTORS) if wanted is None else list(wanted)
         for name in names:
             det = self.detector(name)
+            if wanted is None and not getattr(det, "auto", True):
+                continue  # an opt-in detector runs only when --models names it
             t = time.perf_counter()
             reason = det.applies(image, recognition)
             run.time("routing", time.perf_counter() - t)
@@ -221,6 +224,15 @@ class Analyzer:
                 (tmp / "report.sr.dcm").unlink(missing_ok=True)
                 optional.append(f"DICOM SR (report.sr.dcm) not written: {outputs.one_line(exc)}")
             run.time("dicom_sr", time.perf_counter() - t)
+            if run.masks:
+                t = time.perf_counter()
+                try:
+                    write_seg_for_study(tmp / "report.seg.dcm", source, study.series_uid_hash, image,
+                                        run.findings, run.masks)
+                except Exception as exc:  # noqa: BLE001 - an optional output never sinks the study
+                    (tmp / "report.seg.dcm").unlink(missing_ok=True)
+                    optional.append(f"DICOM SEG (report.seg.dcm) not written: {outputs.one_line(exc)}")
+                run.time("dicom_seg", time.perf_counter() - t)
         study_now = replace(study, notes=study.notes + tuple(optional))
         markdown = outputs.report_markdown(analysis_now(study_now))
         try:

@@ -130,3 +130,7 @@ def _classifier_factory(spec: ModelSpec):
 register_detector(ClassicNoduleDetector.name, ClassicNoduleDetector)
 for _spec in list_specs():
     register_detector(_spec.name, _classifier_factory(_spec))
+
+from radscribe.models import brain_seg as _brain_seg  # noqa: E402 - after the classifiers it builds on
+
+_brain_seg.register()
