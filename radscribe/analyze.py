@@ -63,6 +63,7 @@ class _Run:
     timings: dict[str, float] = field(default_factory=dict)
     recognized: tuple[str, str, str] | None = None
     window: str | None = None
+    evidence: tuple = ()   # the analysed series' DICOM headers, for the SR only (they carry identifiers)
 
     def note(self, text: str) -> None:
         if text not in self.notes:
@@ -140,6 +141,7 @@ class Analyzer:
         run = _Run()
         t = time.perf_counter()
         loaded = load_study(Path(path), series_uid)
+        run.evidence = loaded.evidence
         run.time("read", time.perf_counter() - t)
         t = time.perf_counter()
         recognition = recognize(loaded.image, loaded.header)
@@ -219,7 +221,8 @@ class Analyzer:
         if image.source_format.startswith("dicom"):
             t = time.perf_counter()
             try:
-                outputs.write_sr(analysis_now(study), source, study.series_uid_hash, tmp / "report.sr.dcm")
+                outputs.write_sr(analysis_now(study), source, study.series_uid_hash, tmp / "report.sr.dcm",
+                                 evidence=run.evidence)
             except Exception as exc:  # noqa: BLE001 - an optional output never sinks the study
                 (tmp / "report.sr.dcm").unlink(missing_ok=True)
                 optional.append(f"DICOM SR (report.sr.dcm) not written: {outputs.one_line(exc)}")

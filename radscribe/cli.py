@@ -78,12 +78,22 @@ class _LazyHelp(argparse.Action):
         self.__dict__["_help"] = value
 
 
+class _NoHyphenBreaks(argparse.HelpFormatter):
+    """Help lines wrapped at spaces only: detector names such as ``mri-brain-tumor-seg`` stay whole."""
+
+    def _split_lines(self, text, width):
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="radscribe", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"radscribe {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    a = sub.add_parser("analyze", help="analyse studies and write findings.json, report.md and overlays")
+    a = sub.add_parser("analyze", help="analyse studies and write findings.json, report.md and overlays",
+                       formatter_class=_NoHyphenBreaks)
     a.add_argument("path", type=Path, nargs="+", metavar="PATH",
                    help="DICOM file or folder, NIfTI, MetaImage, NRRD, PNG or JPEG; several PATHs share one session")
     a.add_argument("--out", type=Path, required=True,

@@ -73,3 +73,22 @@ def test_report_overlays_fhir_and_sr(analysed):
     cands = json.loads((out / "candidates.json").read_text())
     assert len(cands) >= len([f for f in doc["findings"] if f["present"]])
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".analysis.tmp")]
+
+
+def test_the_sr_is_built_from_the_headers_the_loader_read(tmp_path, monkeypatch):
+    """The DICOM SR reuses the analysed series' headers (no second read of the series)."""
+    from radscribe.data.phantom import make_phantom, write_dicom_series
+    from radscribe.report import sr
+
+    ph = make_phantom(seed=3, shape=(24, 96, 96), n_nodules=1)
+    write_dicom_series(ph.volume_hu, ph.spacing, ph.origin, tmp_path / "dicom", seed=3)
+
+    def no_second_read(*a, **k):
+        raise AssertionError("series re-read for the SR")
+
+    monkeypatch.setattr(sr, "series_evidence", no_second_read)
+    from radscribe.analyze import analyze
+
+    a = analyze(tmp_path / "dicom", tmp_path / "out", models="none")
+    assert (tmp_path / "out" / "report.sr.dcm").is_file()
+    assert not any("SR" in n and "not written" in n for n in a.study.notes)

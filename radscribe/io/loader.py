@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,10 @@ class LoadedStudy:
     series: tuple[SeriesSummary, ...]
     notes: tuple[str, ...]
     header: dict
+    #: DICOM inputs: the pixel-free headers of the analysed series, as read. They *do* carry patient
+    #: identifiers: only the DICOM SR export may use them (it must copy the patient module); they are
+    #: never written elsewhere nor shown (not in ``to_dict``, not in ``repr``).
+    evidence: tuple = field(default=(), repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"series": [s.to_dict() for s in self.series], "notes": list(self.notes),
@@ -133,7 +137,7 @@ def _load_dicom_folder(folder: Path, files: list[Path], series_uid: str | None) 
                                            (s.n_slices, rows, cols), s.estimated_spacing(), False))
     header = {k: v for k, v in image.meta.items() if k in HEADER_KEYS}
     return LoadedStudy(image=image, series=tuple(summaries), notes=tuple([why] + notes + series_notes),
-                       header=header)
+                       header=header, evidence=tuple(ds for _, ds in chosen.headers))
 
 
 def _load_file(path: Path, series_uid: str | None) -> LoadedStudy:

@@ -131,6 +131,12 @@ register_detector(ClassicNoduleDetector.name, ClassicNoduleDetector)
 for _spec in list_specs():
     register_detector(_spec.name, _classifier_factory(_spec))
 
-from radscribe.models import brain_seg as _brain_seg  # noqa: E402 - after the classifiers it builds on
 
-_brain_seg.register()
+def _brain_seg_factory():
+    """Imported on first use: the segmentation module pulls in MONAI's networks."""
+    from radscribe.models.brain_seg import BrainTumourSegDetector
+
+    return BrainTumourSegDetector()
+
+
+register_detector("mri-brain-tumor-seg", _brain_seg_factory)

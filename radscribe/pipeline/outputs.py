@@ -165,12 +165,13 @@ def report_markdown(analysis: Analysis) -> str:
     return "\n".join(head + body)
 
 
-def write_sr(analysis: Analysis, source: Path, uid_hash: str | None, path: Path) -> bool:
+def write_sr(analysis: Analysis, source: Path, uid_hash: str | None, path: Path, evidence=()) -> bool:
     """DICOM SR beside the JSON, for DICOM inputs (it copies the source's patient/study module).
+    ``evidence``: the series' headers as the loader read them; re-read from ``source`` when empty.
     False when the source series cannot be found again (nothing is written)."""
     from radscribe.report.sr import build_sr, series_evidence
 
-    evidence = series_evidence(source, uid_hash)
+    evidence = list(evidence) or series_evidence(source, uid_hash)
     if not evidence:
         return False
     with warnings.catch_warnings():  # highdicom warns about source names it would not have written

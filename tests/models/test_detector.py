@@ -98,7 +98,7 @@ def test_auto_mode_runs_the_toy_beside_the_built_ins_on_a_volume_it_refuses(toy,
     assert any(n.startswith(f"{TOY} reads 2D images") for n in a.study.notes)
     # the built-in detectors said why they did not run, each in its own words
     for name in DETECTORS:
-        if name != TOY:
+        if name != TOY and getattr(get_detector(name), "auto", True):  # opt-in ones are not asked in auto
             assert any(n.startswith(name + " ") for n in a.study.notes), name
 
 
@@ -163,3 +163,33 @@ def test_docs_example_runs_as_written(tmp_path):
 
 def test_detector_module_is_the_one_registry():
     assert detector_mod.DETECTORS is DETECTORS
+
+
+def test_an_opt_in_detector_runs_only_when_named(tmp_path):
+    """``auto = False``: skipped silently in auto mode, run when --models names it."""
+    calls = []
+
+    class OptIn:
+        name, kinds, auto = "toy-opt-in", ("nodule",), False
+
+        def applies(self, image, recognition):
+            return None
+
+        def detect(self, image):
+            calls.append(1)
+            return Detection(findings=())
+
+    register_detector(OptIn.name, OptIn)
+    try:
+        img = tmp_path / "x.png"
+        import numpy as np
+        from PIL import Image as PILImage
+
+        PILImage.fromarray((np.arange(64 * 64) % 251).astype(np.uint8).reshape(64, 64)).save(img)
+        a = Analyzer().analyze(img, tmp_path / "auto")
+        assert OptIn.name not in a.detectors_run and not calls
+        assert not any(n.startswith(OptIn.name) for n in a.study.notes)
+        b = Analyzer(models=OptIn.name).analyze(img, tmp_path / "named")
+        assert b.detectors_run == (OptIn.name,) and calls == [1]
+    finally:
+        unregister_detector(OptIn.name)
