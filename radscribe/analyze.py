@@ -231,7 +231,7 @@ class Analyzer:
                 t = time.perf_counter()
                 try:
                     write_seg_for_study(tmp / "report.seg.dcm", source, study.series_uid_hash, image,
-                                        run.findings, run.masks)
+                                        run.findings, run.masks, evidence=run.evidence)
                 except Exception as exc:  # noqa: BLE001 - an optional output never sinks the study
                     (tmp / "report.seg.dcm").unlink(missing_ok=True)
                     optional.append(f"DICOM SEG (report.seg.dcm) not written: {outputs.one_line(exc)}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import textwrap
 import warnings
 from pathlib import Path
 
@@ -82,8 +83,6 @@ class _NoHyphenBreaks(argparse.HelpFormatter):
     """Help lines wrapped at spaces only: detector names such as ``mri-brain-tumor-seg`` stay whole."""
 
     def _split_lines(self, text, width):
-        import textwrap
-
         return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 

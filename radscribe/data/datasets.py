@@ -24,26 +24,11 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from radscribe.errors import RadscribeInputError
+from radscribe.preprocess.intensity import to_unit_range
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-
-def to_unit_range(arr: np.ndarray, lo_pct: float = 0.5, hi_pct: float = 99.5) -> np.ndarray:
-    """Percentile-normalise any intensity range (HU, MR units, 8-bit...) to float32 0..1.
-
-    Falls back to min-max when the percentiles coincide (e.g. small binary masks)."""
-    a = np.asarray(arr, dtype=np.float32)
-    finite = a[np.isfinite(a)]
-    if finite.size == 0:
-        return np.zeros_like(a)
-    lo, hi = np.percentile(finite, [lo_pct, hi_pct])
-    if hi <= lo:
-        lo, hi = float(finite.min()), float(finite.max())
-    if hi <= lo:
-        return np.zeros_like(a)
-    return np.clip((np.nan_to_num(a, nan=lo) - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
 def resize_unit(arr: np.ndarray, size: int) -> np.ndarray:

@@ -101,9 +101,9 @@ def overlay_png(image2d: np.ndarray, gt: np.ndarray | None, pred: np.ndarray, pa
     """Gray slice with the hand-drawn mask's contour in green and the predicted contour in red."""
     from PIL import Image as PILImage
 
-    from radscribe.preprocess.brain import to_unit
+    from radscribe.preprocess.intensity import to_unit_range
 
-    g = (to_unit(image2d) * 255).astype(np.uint8)
+    g = (to_unit_range(image2d) * 255).astype(np.uint8)
     rgb = np.stack([g, g, g], -1)
     if gt is not None:
         rgb[_contour(gt)] = (40, 220, 40)

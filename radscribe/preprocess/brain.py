@@ -15,22 +15,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from radscribe.preprocess.intensity import to_unit_range
+
 #: Head threshold: fraction of the 1-99 percentile range above the 1st percentile.
 HEAD_THRESHOLD = 0.10
-
-
-def to_unit(arr: np.ndarray, lo_pct: float = 0.5, hi_pct: float = 99.5) -> np.ndarray:
-    """Percentile-normalise a 2D array to float32 0..1 (zeros when it is constant or not finite)."""
-    a = np.asarray(arr, dtype=np.float32)
-    finite = a[np.isfinite(a)]
-    if finite.size == 0:
-        return np.zeros_like(a)
-    lo, hi = np.percentile(finite, [lo_pct, hi_pct])
-    if hi <= lo:
-        lo, hi = float(finite.min()), float(finite.max())
-    if hi <= lo:
-        return np.zeros_like(a)
-    return np.clip((np.nan_to_num(a, nan=lo) - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
 def head_mask(slice2d: np.ndarray) -> np.ndarray:
@@ -107,7 +95,7 @@ def uncrop(square: np.ndarray | torch.Tensor, box: SquareCrop) -> np.ndarray:
 
 def prepare_slice(slice2d: np.ndarray, size: int) -> tuple[np.ndarray, SquareCrop, np.ndarray]:
     """(network input (1, size, size) 0..1, the crop, the head mask on the image grid)."""
-    unit = to_unit(slice2d)
+    unit = to_unit_range(slice2d)
     head = head_mask(unit)
     box = square_box(head)
     return crop(unit, box, size)[None], box, head

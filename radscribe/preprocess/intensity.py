@@ -72,3 +72,19 @@ def normalize_percentile(x: np.ndarray, low: float = 0.5, high: float = 99.5) ->
 def display_uint8(array: np.ndarray, units: str, preset: str = "lung") -> np.ndarray:
     """What a viewer shows: a CT window for HU data, percentile normalisation otherwise."""
     return window(array, preset) if units == "HU" else normalize_percentile(array)
+
+
+def to_unit_range(arr: np.ndarray, lo_pct: float = 0.5, hi_pct: float = 99.5) -> np.ndarray:
+    """Percentile-normalise any intensity range (HU, MR units, 8-bit...) to float32 0..1.
+
+    Falls back to min-max when the percentiles coincide (e.g. small binary masks)."""
+    a = np.asarray(arr, dtype=np.float32)
+    finite = a[np.isfinite(a)]
+    if finite.size == 0:
+        return np.zeros_like(a)
+    lo, hi = np.percentile(finite, [lo_pct, hi_pct])
+    if hi <= lo:
+        lo, hi = float(finite.min()), float(finite.max())
+    if hi <= lo:
+        return np.zeros_like(a)
+    return np.clip((np.nan_to_num(a, nan=lo) - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)

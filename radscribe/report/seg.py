@@ -101,9 +101,10 @@ def read_back(path: Path, evidence: Sequence[Dataset]) -> dict:
 
 
 def write_seg_for_study(path: Path, source: Path, series_uid_hash: str | None, image: Image,
-                        findings: Sequence, masks: dict[int, np.ndarray]) -> Path | None:
+                        findings: Sequence, masks: dict[int, np.ndarray], evidence: Sequence = ()) -> Path | None:
     """The pipeline's entry: one segment per present finding with a mask (``Detection.masks`` keyed by the
-    finding's index), referencing the analysed series at ``source``; None when no finding has a mask."""
+    finding's index), referencing the analysed series at ``source``; None when no finding has a mask.
+    ``evidence``: the series' headers as the loader read them; re-read from ``source`` when empty."""
     from radscribe.report.sr import series_evidence
 
     by_kind: dict[str, np.ndarray] = {}
@@ -114,4 +115,4 @@ def write_seg_for_study(path: Path, source: Path, series_uid_hash: str | None, i
             by_kind[key] = np.asarray(m, bool).reshape(image.shape)
     if not by_kind:
         return None
-    return write_seg(path, by_kind, image, series_evidence(Path(source), series_uid_hash))
+    return write_seg(path, by_kind, image, list(evidence) or series_evidence(Path(source), series_uid_hash))

@@ -128,7 +128,8 @@ class RunConfig(BaseModel):
         return self
 
 
-def _format_error(exc: ValidationError) -> str:
+def format_validation_error(exc: ValidationError) -> str:
+    """pydantic errors as one line: ``field.path: message; ...``."""
     parts = []
     for e in exc.errors():
         field = ".".join(str(p) for p in e["loc"]) or "(top level)"
@@ -143,21 +144,25 @@ def parse_config(data: dict, source: str = "config") -> RunConfig:
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{source} does not validate: {_format_error(exc)}") from None
+        raise ConfigError(f"{source} does not validate: {format_validation_error(exc)}") from None
 
 
-def load_config(path: Path) -> RunConfig:
-    """Read and validate a YAML training config."""
+def read_yaml(path: Path) -> object:
+    """The parsed content of a YAML config file; ConfigError when it is missing or not valid YAML."""
     import yaml
 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-    return parse_config(data, str(path))
+
+
+def load_config(path: Path) -> RunConfig:
+    """Read and validate a YAML training config."""
+    return parse_config(read_yaml(path), str(path))
 
 
 def dump_config(cfg: RunConfig) -> str:

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from radscribe.errors import ConfigError
+from radscribe.train.config import format_validation_error, read_yaml
 
 
 class SegDataConfig(BaseModel):
@@ -58,22 +59,13 @@ class SegRunConfig(BaseModel):
 
 def load_seg_config(path: Path) -> SegRunConfig:
     """Read and validate a YAML segmentation config; ConfigError naming the bad field(s) otherwise."""
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     try:
         return SegRunConfig.model_validate(data)
     except ValidationError as exc:
-        msg = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"{path} does not validate: {msg}") from None
+        raise ConfigError(f"{path} does not validate: {format_validation_error(exc)}") from None
 
 
 def dump_seg_config(cfg: SegRunConfig) -> str:

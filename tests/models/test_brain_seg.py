@@ -46,10 +46,11 @@ def tiny_weights(tmp_path):
 
 def _known_map(monkeypatch, disc):
     """Replace the network by a probability map that is 0.97 on ``disc`` (and the head mask it would give)."""
-    from radscribe.preprocess.brain import head_mask, to_unit
+    from radscribe.preprocess.brain import head_mask
+    from radscribe.preprocess.intensity import to_unit_range
 
     def fake(model, slice2d):
-        return np.where(disc, 0.97, 0.01).astype(np.float32), head_mask(to_unit(slice2d))
+        return np.where(disc, 0.97, 0.01).astype(np.float32), head_mask(to_unit_range(slice2d))
     monkeypatch.setattr(brain_seg, "segment_slice", fake)
 
 
@@ -179,9 +180,10 @@ def test_volume_gives_ml_extents_and_slices(tiny_weights, monkeypatch):
     tumour_slices = {2, 3, 4}
 
     def fake(model, slice2d):
-        from radscribe.preprocess.brain import head_mask, to_unit
+        from radscribe.preprocess.brain import head_mask
+        from radscribe.preprocess.intensity import to_unit_range
         z = int(round((float(slice2d.max()) - 220.0) / 0.5))
-        return np.where(disc & (z in tumour_slices), 0.97, 0.01).astype(np.float32), head_mask(to_unit(slice2d))
+        return np.where(disc & (z in tumour_slices), 0.97, 0.01).astype(np.float32), head_mask(to_unit_range(slice2d))
     monkeypatch.setattr(brain_seg, "segment_slice", fake)
     image = Image(array=vol, spacing=(4.0, 1.0, 1.0), spacing_known=True, source_format="nifti", modality="MR")
     d = BrainTumourSegDetector(weights_dir=tiny_weights, classifier=False).detect(image)
