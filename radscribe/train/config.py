@@ -139,10 +139,16 @@ def format_validation_error(exc: ValidationError) -> str:
 
 def parse_config(data: dict, source: str = "config") -> RunConfig:
     """Validate a config mapping; ConfigError naming the offending field(s) otherwise."""
+    return validate_config(RunConfig, data, source)
+
+
+def validate_config(model: type[BaseModel], data: object, source: str) -> BaseModel:
+    """``model`` validated from a config mapping (any training config class); ConfigError naming the
+    offending field(s) otherwise."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
     try:
-        return RunConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{source} does not validate: {format_validation_error(exc)}") from None
 

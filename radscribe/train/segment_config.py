@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from radscribe.errors import ConfigError
-from radscribe.train.config import format_validation_error, read_yaml
+from radscribe.train.config import read_yaml, validate_config
 
 
 class SegDataConfig(BaseModel):
@@ -59,13 +58,7 @@ class SegRunConfig(BaseModel):
 
 def load_seg_config(path: Path) -> SegRunConfig:
     """Read and validate a YAML segmentation config; ConfigError naming the bad field(s) otherwise."""
-    data = read_yaml(path)
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    try:
-        return SegRunConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"{path} does not validate: {format_validation_error(exc)}") from None
+    return validate_config(SegRunConfig, read_yaml(path), str(path))
 
 
 def dump_seg_config(cfg: SegRunConfig) -> str:
