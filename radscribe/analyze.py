@@ -33,6 +33,7 @@ from radscribe.io.output import atomic_dir
 from radscribe.models.detector import DETECTORS, Detection, Detector, get_detector, parse_models
 from radscribe.models.nodule_candidates import DETECTOR as _NODULE_NAME
 from radscribe.pipeline import outputs
+from radscribe.pipeline.layers import write_layers
 from radscribe.report.generate import GENERATORS
 from radscribe.report.seg import write_seg_for_study
 from radscribe.report.structured import write_structured
@@ -205,6 +206,9 @@ class Analyzer:
         window = run.window or outputs.REGION_WINDOW.get(study.body_region, "mediastinum")
         findings = outputs.render_overlays(image, run.findings, run.heatmaps, run.masks, run.contours, window, tmp)
         run.time("overlays", time.perf_counter() - t)
+        t = time.perf_counter()
+        findings = write_layers(image, findings, run.masks, run.heatmaps, tmp)
+        run.time("layers", time.perf_counter() - t)
         t = time.perf_counter()
         report = self._report(findings, study, run, writer)
         run.time("report", time.perf_counter() - t)

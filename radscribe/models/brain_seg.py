@@ -26,7 +26,6 @@ radiological display is assumed (image left = patient right) and the finding say
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import time
@@ -40,6 +39,7 @@ from radscribe.errors import ConfigError
 from radscribe.findings.measure import Measurement2D, largest_component, measure_2d, measure_3d
 from radscribe.findings.model import Finding
 from radscribe.io.image import Image
+from radscribe.io.layer_files import nifti_bytes, png_bytes
 
 from radscribe.models.detector import Detection, register_detector
 
@@ -145,26 +145,6 @@ def clean_mask(prob: np.ndarray, head: np.ndarray | None = None) -> np.ndarray:
     return np.isin(lab, keep)
 
 
-def _png_bytes(mask2d: np.ndarray) -> bytes:
-    from PIL import Image as PILImage
-
-    buf = io.BytesIO()
-    PILImage.fromarray(mask2d.astype(np.uint8) * 255, mode="L").save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _nifti_bytes(mask3d: np.ndarray, image: Image) -> bytes:
-    """The (z, y, x) mask as a gzipped NIfTI in RAS+ world coordinates (x, y, z voxel order), uint8 0/1."""
-    import gzip
-
-    import nibabel as nib
-
-    lps_to_ras = np.diag([-1.0, -1.0, 1.0, 1.0])
-    img = nib.Nifti1Image(np.ascontiguousarray(mask3d.transpose(2, 1, 0)).astype(np.uint8), lps_to_ras @ image.affine)
-    img.header.set_xyzt_units("mm")
-    return gzip.compress(img.to_bytes(), mtime=0)
-
-
 class BrainTumourSegDetector:
     """The brain MR tumour segmentation detector (see module doc). Weights load on the first ``detect``."""
 
@@ -260,7 +240,7 @@ class BrainTumourSegDetector:
         masks, side, heat = {}, {}, {}
         if finding.present and m2 is not None and finding.artifacts.get("mask"):
             masks[0] = mask
-            side[finding.artifacts["mask"]] = _png_bytes(mask)
+            side[finding.artifacts["mask"]] = png_bytes(mask, is_mask=True)
             heat[0] = prob
         return Detection(findings=(finding,), masks=masks, heatmaps=heat, side_files=side, notes=tuple(notes),
                          timings=timings, display_window="brain")
@@ -304,7 +284,7 @@ class BrainTumourSegDetector:
         masks, side = {}, {}
         if finding.present and m3 is not None and finding.artifacts.get("mask"):
             masks[0] = mask
-            side[finding.artifacts["mask"]] = _nifti_bytes(mask, image)
+            side[finding.artifacts["mask"]] = nifti_bytes(mask, image, is_mask=True)
         return Detection(findings=(finding,), masks=masks, side_files=side, notes=tuple(notes), timings=timings,
                          display_window="brain")
 

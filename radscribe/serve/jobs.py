@@ -39,6 +39,8 @@ ARTIFACTS = {
     "pacs.json": "application/json",
     "viewer.json": "application/json",
     "viewer.bin": "application/octet-stream",
+    "viewer-layers.bin": "application/octet-stream",
+    "report.seg.dcm": "application/dicom",
 }
 OVERLAY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,150}\.png$")
 WAITING = ("receiving", "queued")

@@ -4,6 +4,9 @@
 side and ``MAX_SLICES`` slices (HU for CT; other images scaled to 0..4095); ``viewer.json`` says its shape,
 the stride (voxel ``v`` of the study is ``v // stride`` here), the window presets and the report split
 into sentences, each with the findings it states (found with the report labeler of ``knowledge``).
+``viewer-layers.bin`` holds each finding's mask and heatmap (files the analysis wrote, ``Finding.artifacts``
+``mask`` / ``heatmap``) on the same strided grid as uint8 0..255 (block maximum, so a thin mask survives the
+stride); ``viewer.json["layers"]`` lists them (finding index, type, byte offset).
 """
 
 from __future__ import annotations
@@ -32,6 +35,43 @@ def link_sentences(report: dict | None, findings: list[dict]) -> list[dict[str, 
             hits = [i for i, f in enumerate(findings) if f.get("present") and f.get("kind") in kinds]
             out.append({"section": section, "text": sentence, "findings": hits})
     return out
+
+
+def _block_max(layer: np.ndarray, stride, shape) -> np.ndarray:
+    """``layer`` (z, y, x, 0..1) reduced by ``stride`` with the block maximum, cut to ``shape``, as uint8."""
+    pads = [(0, (-n) % s) for n, s in zip(layer.shape, stride)]
+    a = np.pad(layer, pads)
+    nz, ny, nx = (n // s for n, s in zip(a.shape, stride))
+    a = a.reshape(nz, stride[0], ny, stride[1], nx, stride[2]).max(axis=(1, 3, 5))
+    return np.rint(np.clip(a[:shape[0], :shape[1], :shape[2]], 0, 1) * 255).astype(np.uint8)
+
+
+def _layers(findings: list[dict], out: Path, full_shape, stride, shape) -> tuple[list[dict[str, Any]], bytes]:
+    from radscribe.errors import RadscribeInputError
+    from radscribe.io.layer_files import read_layer
+
+    meta: list[dict[str, Any]] = []
+    chunks: list[bytes] = []
+    offset = 0
+    for i, f in enumerate(findings):
+        for kind in ("mask", "heatmap"):
+            rel = (f.get("artifacts") or {}).get(kind)
+            if not f.get("present") or not rel:
+                continue
+            path = (out / rel).resolve()
+            if out.resolve() not in path.parents or not path.is_file():
+                continue
+            try:
+                layer = read_layer(path)
+            except RadscribeInputError:
+                continue
+            if layer.shape != tuple(full_shape):
+                continue  # not on the study grid: the viewer cannot place it
+            small = _block_max(layer, stride, shape)
+            meta.append({"finding": i, "type": kind, "offset": offset})
+            chunks.append(small.tobytes())
+            offset += small.size
+    return meta, b"".join(chunks)
 
 
 def write_viewer_files(study: Path, out: Path, *, series_uid: str | None = None) -> None:
@@ -64,5 +104,8 @@ def write_viewer_files(study: Path, out: Path, *, series_uid: str | None = None)
         "default_preset": "lung" if hu and findings_doc["study"].get("body_region") == "chest" else next(iter(presets)),
         "sentences": link_sentences(findings_doc.get("report"), findings_doc.get("findings", [])),
     }
+    layers, blob = _layers(findings_doc.get("findings", []), out, arr.shape, stride, data.shape)
+    meta["layers"] = layers
+    (out / "viewer-layers.bin").write_bytes(blob)
     (out / "viewer.bin").write_bytes(data.tobytes())
     (out / "viewer.json").write_text(json.dumps(meta))

@@ -101,6 +101,50 @@ def test_upload_result_toggle_and_screenshot(tmp_path, browser):
         server.stop()
 
 
+def _warm_pixels(drv) -> int:
+    """Canvas pixels much redder than blue: the heatmap's warm ramp (and any red box)."""
+    return drv.execute_script("""
+        const c = document.getElementById('view'), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] - d[i+2] > 30) n++; return n;""")
+
+
+def test_heatmap_layer_toggles_on_a_radiograph(tmp_path, browser):
+    """A 2D study: the classifier's Grad-CAM is written as a layer file, sent strided to the page and blended in
+    when its toggle is switched on; off again, the image is as before."""
+    from selenium.webdriver.common.by import By
+
+    from radscribe.cli import main
+
+    sample = Path(__file__).resolve().parents[2] / "examples" / "cxr_pneumonia_person100_bacteria_475.jpeg"
+    work = tmp_path / "work"
+    assert main(["token", "create", "--name", "browser", "--work-dir", str(work)]) == 0
+    token = _last_token
+    server = ServerProcess(work, "--workers", "1").wait_ready()
+    try:
+        drv = browser
+        drv.get(server.url + "/")
+        _wait(lambda: drv.find_element(By.ID, "token-card").is_displayed(), 20, "the token field")
+        drv.find_element(By.ID, "token").send_keys(token)
+        drv.find_element(By.ID, "token-save").click()
+        drv.find_element(By.ID, "files").send_keys(str(sample))
+        _wait(lambda: drv.find_element(By.ID, "submit").is_enabled(), 10, "the Analyse button")
+        drv.find_element(By.ID, "submit").click()
+        _wait(lambda: drv.find_element(By.TAG_NAME, "body").get_attribute("data-rendered"), 240, "the result")
+        assert "pneumonia" in drv.find_element(By.ID, "findings-table").text
+        toggle = _wait(lambda: drv.find_elements(By.ID, "toggle-heatmap-0"), 10, "the heatmap toggle")[0]
+        assert not toggle.is_selected()  # heatmaps start off: they hide the anatomy
+        before = _warm_pixels(drv)
+        toggle.click()
+        _wait(lambda: _warm_pixels(drv) > before + 1500, 5, "the heatmap to be drawn")
+        drv.save_screenshot(str(tmp_path / "viewer-heatmap.png"))
+        toggle.click()
+        _wait(lambda: _warm_pixels(drv) == before, 5, "the heatmap to go")
+        logs = [e for e in drv.get_log("browser") if e["level"] == "SEVERE"]
+        assert logs == [], logs
+    finally:
+        server.stop()
+
+
 _last_token = ""
 
 

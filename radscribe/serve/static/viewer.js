@@ -1,13 +1,14 @@
 "use strict";
 // radscribe's page: upload or pick a job, follow its progress, then view it: the slices of the study with
-// window presets, each finding's box toggled on and off, the report beside the image (a sentence selects the
-// findings it states), every download. Everything is fetched from this server with the tab's bearer token.
+// window presets, each finding's box, mask outline and heatmap toggled on and off, the report beside the image
+// (a sentence selects the findings it states), every download. Everything is fetched from this server with the tab's bearer token.
 const $ = (id) => document.getElementById(id);
 const COLORS = ["#ff5a5a", "#ffc83c", "#50dc78", "#50b4ff", "#dc78ff", "#ff9650"];
 let chosen = [];
 let pollTimer = null;
 let token = sessionStorage.getItem("radscribe-token") || "";
-const V = { meta: null, vol: null, slice: 0, preset: null, shown: new Set(), findings: [], selected: null };
+const V = { meta: null, vol: null, slice: 0, preset: null, shown: new Set(), findings: [], selected: null,
+  layers: null, layerOn: new Set() };  // layerOn: "mask-<i>" / "heatmap-<i>"
 
 function el(tag, text, cls) { const e = document.createElement(tag); if (text !== undefined && text !== null) e.textContent = text; if (cls) e.className = cls; return e; }
 function fmtBytes(n) { return n > 1048576 ? (n / 1048576).toFixed(1) + " MiB" : n > 1024 ? (n / 1024).toFixed(0) + " KiB" : n + " B"; }
@@ -115,6 +116,7 @@ function draw() {
     const v = Math.max(0, Math.min(255, ((V.vol[off + i] - lo) / p.width) * 255));
     img.data[4 * i] = img.data[4 * i + 1] = img.data[4 * i + 2] = v; img.data[4 * i + 3] = 255;
   }
+  drawLayers(img.data, nx, ny, off);
   ctx.putImageData(img, 0, 0);
   const [sz, sy, sx] = m.stride, z = V.slice * sz;
   V.findings.forEach((f, i) => {
@@ -126,6 +128,32 @@ function draw() {
     ctx.fillStyle = ctx.strokeStyle; ctx.font = "10px sans-serif"; ctx.fillText(String(i + 1), x0 / sx, Math.max(9, y0 / sy - 2));
   });
   $("slice-label").textContent = `${V.slice + 1} / ${nz}`;
+}
+
+function hexRgb(h) { return [1, 3, 5].map((k) => parseInt(h.slice(k, k + 2), 16)); }
+
+// Heatmaps blended in a warm ramp (alpha grows with the value), then mask outlines in the finding's colour.
+function drawLayers(px, nx, ny, off) {
+  if (!V.layers) return;
+  const n = nx * ny;
+  V.meta.layers.filter((l) => l.type === "heatmap" && V.layerOn.has(`heatmap-${l.finding}`)).forEach((l) => {
+    const h = V.layers.subarray(l.offset + off, l.offset + off + n);
+    for (let i = 0; i < n; i++) {
+      const a = h[i] / 255 * 0.55;
+      if (a < 0.04) continue;
+      const r = 255, g = Math.round(255 * Math.min(1, h[i] / 170)), b = 0;
+      px[4 * i] += (r - px[4 * i]) * a; px[4 * i + 1] += (g - px[4 * i + 1]) * a; px[4 * i + 2] += (b - px[4 * i + 2]) * a;
+    }
+  });
+  V.meta.layers.filter((l) => l.type === "mask" && V.layerOn.has(`mask-${l.finding}`)).forEach((l) => {
+    const m = V.layers.subarray(l.offset + off, l.offset + off + n), [r, g, b] = hexRgb(COLORS[l.finding % COLORS.length]);
+    for (let y = 0; y < ny; y++) for (let x = 0; x < nx; x++) {
+      const i = y * nx + x;
+      if (m[i] < 128) continue;
+      const edge = x === 0 || y === 0 || x === nx - 1 || y === ny - 1 || m[i - 1] < 128 || m[i + 1] < 128 || m[i - nx] < 128 || m[i + nx] < 128;
+      if (edge) { px[4 * i] = r; px[4 * i + 1] = g; px[4 * i + 2] = b; }
+    }
+  });
 }
 
 function setSlice(k) { V.slice = Math.max(0, Math.min(V.meta.shape[0] - 1, k)); $("slice").value = V.slice; draw(); }
@@ -145,12 +173,15 @@ function selectFinding(i) {
 }
 
 async function loadViewer(job) {
-  V.meta = null; V.vol = null;
+  V.meta = null; V.vol = null; V.layers = null;
   const stage = $("stage");
   if (!job.links["viewer.json"]) { stage.classList.add("hidden"); return; }
   stage.classList.remove("hidden");
   V.meta = await (await api(job.links["viewer.json"])).json();
   V.vol = new Int16Array(await (await api(job.links["viewer.bin"])).arrayBuffer());
+  V.layers = (V.meta.layers || []).length && job.links["viewer-layers.bin"] ?
+    new Uint8Array(await (await api(job.links["viewer-layers.bin"])).arrayBuffer()) : null;
+  addLayerToggles();
   V.preset = V.meta.default_preset;
   const pr = $("presets");
   pr.replaceChildren(el("span", "window"));
@@ -162,6 +193,22 @@ async function loadViewer(job) {
   $("slice").max = V.meta.shape[0] - 1;
   const first = V.findings.findIndex((f) => f.box_voxel);
   setSlice(first >= 0 ? Math.round(((V.findings[first].center_voxel || V.findings[first].box_voxel)[0]) / V.meta.stride[0]) : Math.floor(V.meta.shape[0] / 2));
+}
+
+// One checkbox per layer (mask outline, heatmap) of each finding, beside its box toggle; outlines start on,
+// heatmaps off (they hide the anatomy).
+function addLayerToggles() {
+  const tg = $("toggles");
+  tg.querySelectorAll(".layer-toggle").forEach((e) => e.remove());
+  V.layerOn = new Set((V.meta.layers || []).filter((l) => l.type === "mask").map((l) => `mask-${l.finding}`));
+  if (!V.layers) return;
+  (V.meta.layers || []).forEach((l) => {
+    const key = `${l.type}-${l.finding}`, lab = el("label", null, "layer-toggle"), cb = el("input");
+    cb.type = "checkbox"; cb.id = `toggle-${key}`; cb.checked = V.layerOn.has(key);
+    cb.addEventListener("change", () => { if (cb.checked) V.layerOn.add(key); else V.layerOn.delete(key); draw(); });
+    lab.append(cb, `${l.finding + 1} ${l.type === "mask" ? "outline" : "heatmap"}`);
+    tg.appendChild(lab);
+  });
 }
 
 function renderReport(a) {
@@ -189,7 +236,7 @@ async function render(job) {
   V.findings = a.findings; V.selected = null;
   V.shown = new Set(a.findings.map((f, i) => (f.present && f.box_voxel ? i : -1)).filter((i) => i >= 0));
   const tb = $("findings-table").querySelector("tbody"), tg = $("toggles");
-  tb.replaceChildren(); tg.replaceChildren(el("span", "boxes"));
+  tb.replaceChildren(); tg.replaceChildren(el("span", "show"));
   a.findings.forEach((f, i) => {
     if (!f.present) return;
     const tr = el("tr"); tr.dataset.index = i;
@@ -222,7 +269,7 @@ async function render(job) {
   }
   const links = $("links");
   links.replaceChildren();
-  ["report.md", "findings.json", "report.fhir.json", "report.sr.dcm", "candidates.json", "pacs.json"].forEach((n) => {
+  ["report.md", "findings.json", "report.fhir.json", "report.sr.dcm", "report.seg.dcm", "candidates.json", "pacs.json"].forEach((n) => {
     if (!job.links[n]) return;
     const l = el("a", n); l.href = job.links[n]; l.download = n;
     l.addEventListener("click", async (e) => {  // with the token: fetch, then save the blob
