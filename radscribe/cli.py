@@ -45,6 +45,7 @@ COMMANDS = {
     "recalibrate": "radscribe.train.recalibrate:cli_recalibrate",
     "token": "radscribe.serve.auth:cli_token",
     "batch": "radscribe.serve.batch:cli_batch",
+    "watch-orthanc": "radscribe.serve.watch:cli_watch_orthanc",
 }
 
 SHARED_DATA = shared_data_dir()
@@ -210,6 +211,19 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--cors-origin", action="append", metavar="ORIGIN",
                     help="a web origin allowed to call the API from a browser (repeatable; default: none)")
     sv.add_argument("--pacs-url", help="DICOMweb base URL of the PACS for /v1/pacs jobs (e.g. Orthanc's /dicom-web)")
+
+    wo = sub.add_parser("watch-orthanc", help="submit every new (stable) study of an Orthanc PACS to a radscribe server",
+                        description="Polls Orthanc's /changes for StableStudy events and submits each study as a "
+                                    "PACS job to SERVER (which must run with --pacs-url). The token is read from "
+                                    "the RADSCRIBE_TOKEN environment variable, never from the command line.")
+    wo.add_argument("--orthanc", required=True, help="Orthanc's REST root, e.g. http://127.0.0.1:8042")
+    wo.add_argument("--server", required=True, help="the radscribe server, e.g. http://127.0.0.1:8000")
+    wo.add_argument("--state", type=Path, default=Path("out/serve/orthanc-watch.json"),
+                    help="where the last change handled is kept (a restart continues from it)")
+    wo.add_argument("--interval", type=float, default=10.0, help="seconds between polls (default 10)")
+    wo.add_argument("--writer", default="structured")
+    wo.add_argument("--models", default="auto")
+    wo.add_argument("--once", action="store_true", help="handle the pending changes once and exit")
 
     tk = sub.add_parser("token", help="create, list or revoke the API tokens of a server's work folder")
     tk.add_argument("action", choices=["create", "list", "revoke"])

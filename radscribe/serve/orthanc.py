@@ -31,7 +31,7 @@ def missing_reason() -> str | None:
 
 
 class Orthanc:
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, *, stable_age_s: int = 60):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -41,7 +41,7 @@ class Orthanc:
         config = {"Name": "radscribe-test", "StorageDirectory": str(folder / "db"), "IndexDirectory": str(folder / "db"),
                   "HttpPort": self.port, "DicomServerEnabled": False, "RemoteAccessAllowed": False,
                   "AuthenticationEnabled": False, "Plugins": [str(dicomweb_plugin())],
-                  "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}}
+                  "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}, "StableAge": int(stable_age_s)}
         (folder / "orthanc.json").write_text(json.dumps(config, indent=1))
         self.log = open(folder / "orthanc.log", "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(["Orthanc", str(folder / "orthanc.json")], stdout=self.log, stderr=self.log,
