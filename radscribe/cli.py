@@ -46,6 +46,8 @@ COMMANDS = {
     "token": "radscribe.serve.auth:cli_token",
     "batch": "radscribe.serve.batch:cli_batch",
     "watch-orthanc": "radscribe.serve.watch:cli_watch_orthanc",
+    "nodule-fpr-data": "radscribe.train.nodule_fpr:cli_fpr_data",
+    "train-nodule-fpr": "radscribe.train.nodule_fpr:cli_train_fpr",
 }
 
 SHARED_DATA = shared_data_dir()
@@ -224,6 +226,18 @@ def build_parser() -> argparse.ArgumentParser:
     wo.add_argument("--writer", default="structured")
     wo.add_argument("--models", default="auto")
     wo.add_argument("--once", action="store_true", help="handle the pending changes once and exit")
+
+    fd = sub.add_parser("nodule-fpr-data", help="candidate cubes from phantoms for the nodule false-positive reducer")
+    fd.add_argument("--seeds", required=True, help="phantom seeds, e.g. 2000-2031 (0-19 are evaluation seeds)")
+    fd.add_argument("--out", type=Path, required=True, help="FILE.npz (per-seed parts beside it: resumable)")
+    fd.add_argument("--n-nodules", type=int, default=8)
+    ft = sub.add_parser("train-nodule-fpr", help="train the nodule false-positive reducer on nodule-fpr-data cubes")
+    ft.add_argument("--train", type=Path, required=True)
+    ft.add_argument("--val", type=Path, required=True)
+    ft.add_argument("--out", type=Path, required=True, help="folder for model.safetensors + config.json")
+    ft.add_argument("--epochs", type=int, default=8)
+    ft.add_argument("--steps", type=int, default=150, help="batches per epoch")
+    ft.add_argument("--seed", type=int, default=0)
 
     tk = sub.add_parser("token", help="create, list or revoke the API tokens of a server's work folder")
     tk.add_argument("action", choices=["create", "list", "revoke"])

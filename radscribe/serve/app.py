@@ -37,7 +37,7 @@ API = "/v1/studies"
 WRITER = re.compile(r"^[a-z0-9-]{1,40}$")
 
 
-# ---- response models (they make /docs and /openapi.json describe the API) ---------------------
+# ---- response models (they make /openapi.json describe the API) ---------------------
 class ErrorBody(BaseModel):
     error: str = Field(description="one line saying what is wrong and what to do")
 
@@ -177,7 +177,9 @@ def create_app(work_dir: Path, *, keep_uploads: bool = False, limits: Limits | N
         if supervisor is not None:
             supervisor.stop()
 
-    app = FastAPI(title="radscribe", version=__version__, lifespan=lifespan,
+    # docs_url / redoc_url off: FastAPI's pages load Swagger UI / ReDoc from a CDN, and nothing this server shows
+    # may depend on a third-party host (offline hospital networks, CSP). The schema stays at /openapi.json.
+    app = FastAPI(title="radscribe", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Upload a study (DICOM series, NIfTI, MetaImage, NRRD, PNG/JPEG), poll the job, "
                               "fetch findings.json, report.md, FHIR DiagnosticReport and DICOM SR. Research "
                               "software, not a medical device: every finding must be reviewed by a radiologist.")
@@ -407,7 +409,7 @@ def cli_serve(args: Any) -> int:
     app = create_app(work, keep_uploads=args.keep_uploads, limits=limits, db_url=args.db, workers=args.workers,
                      tokens=tokens, guard=guard, keep_days=args.keep_days, pacs_url=args.pacs_url)
     auth = f"{len(tokens)} token(s)" if len(tokens) else "no tokens (open on loopback only)"
-    print(f"radscribe {__version__}: http://{args.host}:{args.port}/ (API docs at /docs), {args.workers} worker(s), "
+    print(f"radscribe {__version__}: http://{args.host}:{args.port}/ (API schema at /openapi.json), {args.workers} worker(s), "
           f"{auth}, jobs in {work / 'jobs'}", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
