@@ -40,7 +40,7 @@ def parse_seeds(text: str) -> list[int]:
 
 def candidate_labels(truth: list[dict], centres_mm: np.ndarray) -> np.ndarray:
     """Index of the true nodule each candidate centre lies within tolerance of, else -1."""
-    from radscribe.evaluate.phantom import match_tolerance_mm
+    from radscribe.data.phantom_match import match_tolerance_mm
 
     lab = np.full(len(centres_mm), -1, int)
     best = np.full(len(centres_mm), np.inf)
