@@ -78,7 +78,7 @@ _SPECS: dict[str, ModelSpec] = {s.name: s for s in [
           input_size=224, location="lungs", description="Frontal paediatric chest X-ray: pneumonia vs normal "
           "(EfficientNet-Lite0, ImageNet init; Kermany et al. 2018)."),
     _spec("mri-brain-tumor", modality="MR", body_region="brain", dims=2,
-          labels=("glioma", "meningioma", "pituitary_tumour", "normal"), input_size=128, location="brain",
+          labels=("glioma", "meningioma", "pituitary_tumour", "normal"), input_size=224, location="brain",
           label_locations=(("pituitary_tumour", "sella"), ("glioma", "cerebral_hemisphere"),
                            ("meningioma", "cerebral_hemisphere")), unsided_labels=("pituitary_tumour",),
           description="Axial brain MR slice: glioma / meningioma / pituitary tumour / no tumour "
