@@ -10,7 +10,7 @@ from __future__ import annotations
 #: report uses when no kind of the system is present; "" when silence is the normal statement).
 CHEST_SYSTEMS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("lungs", ("consolidation", "pneumonia", "opacity", "ground_glass_opacity", "atelectasis", "edema",
-               "nodule", "mass", "calcified_granuloma", "emphysema", "fibrosis"),
+               "nodule", "mass", "calcified_granuloma", "emphysema", "fibrosis", "increased_markings"),
      "The lungs are clear, without focal consolidation."),
     ("pleura", ("effusion", "pneumothorax", "pleural_thickening"), "No pleural effusion or pneumothorax."),
     ("heart", ("cardiomegaly", "enlarged_cardiomediastinum", "hilar_enlargement", "lymphadenopathy", "hiatal_hernia"),

@@ -30,9 +30,20 @@ RESTRICTED_NEGATION = re.compile(r"\b(otherwise|remainder|remaining|rest of the|
 #: not deny a small or borderline finding of that kind.
 QUALIFIED_NEGATION = re.compile(r"\b(no|without|nor|or)\s+(large|larger|significant|sizable|sizeable|substantial|"
                                 r"definite|definitive|large volume|moderate or large|appreciable|gross)\b", re.IGNORECASE)
-#: "The lungs are clear" (any lung subject, "clear" not narrowed by "clear of ...") and "clear lungs".
-CLEAR_LUNGS = re.compile(r"\b(lungs?|lung fields?|lung parenchyma)\b[^.;]*?\bclear\b(?!\s+of\b)|\bclear\s+lungs?\b",
-                         re.IGNORECASE)
+#: Qualifier word -> the coded severity (0..3) from which a finding is no longer excused by it: "no large
+#: effusion" stands beside a small one but not beside a large one; "no definite ..." beside any.
+QUALIFIER_LEVEL = {"large": 3, "larger": 3, "sizable": 3, "sizeable": 3, "substantial": 3, "large volume": 3,
+                   "gross": 3, "moderate or large": 2, "significant": 2, "appreciable": 2, "definite": 9,
+                   "definitive": 9}
+#: "The lungs are clear" (any lung subject, also "hyperexpanded but clear"; "clear" not narrowed by
+#: "clear of ..."), "clear lungs", "the lungs are free of airspace disease"; group 1 is a side.
+CLEAR_LUNGS = re.compile(r"\b(?:(right|left)\s+)?(?:lungs?|lung fields?|lung parenchyma)\b(?:\s+\w+){0,2}?\s+"
+                         r"(?:is|are|appear|appears|remain|remains)\b[^.;]{0,40}?\bclear\b(?!\s+of\b)|"
+                         r"\bclear\s+lungs?\b", re.IGNORECASE)
+#: "free of airspace disease", "no focal airspace process": the labeler's consolidation, phrased so that it
+#: denies any airspace opacity.
+NODULAR = frozenset({"round", "nodular", "multiple nodular", "calcified"})
+AIRSPACE_DISEASE = re.compile(r"\bair\s?space (?:disease|process)", re.IGNORECASE)
 #: A whole-study normal ("Normal chest x-ray.") rather than "no acute ... abnormality".
 NORMAL_STUDY = re.compile(r"\b(normal|unremarkable|negative)\s+(chest|exam|examination|study|radiographs?)\b",
                           re.IGNORECASE)
@@ -56,6 +67,8 @@ class Claim:
     side: str | None
     zone: str | None
     source: int = -1  # index of the sentence that makes it; -1 for a present finding
+    severity: int | None = None  # 0 minimal .. 3 severe, when known
+    looks: tuple[str, ...] = ()  # descriptors of a coded finding ("round", "patchy")
 
 
 def zone_of(location: str | None) -> str | None:
@@ -65,6 +78,24 @@ def zone_of(location: str | None) -> str | None:
     if location in _LOBE_ZONE:
         return _LOBE_ZONE[location]
     return location if location.endswith("_zone") else None
+
+
+_SIDE_WORD = re.compile(r"\b(left|right|bilateral|bilaterally|both)\b", re.IGNORECASE)
+_ZONE_WORD = re.compile(r"\b(upper|middle|mid|lower)\s+(?:zones?|lobes?|lungs?)\b|\b(apex|apices|apical|bases?|basal|"
+                        r"basilar|bibasilar)\b", re.IGNORECASE)
+_ZONE_NAME = {"upper": "upper_zone", "middle": "middle_zone", "mid": "middle_zone", "lower": "lower_zone",
+              "apex": "upper_zone", "apices": "upper_zone", "apical": "upper_zone", "base": "lower_zone",
+              "bases": "lower_zone", "basal": "lower_zone", "basilar": "lower_zone", "bibasilar": "lower_zone"}
+
+
+def sentence_place(sentence: str) -> tuple[str | None, str | None]:
+    """(side, zone) a sentence names when the labeler attached none to its mention ("An opacity is seen in
+    the left lower zone": the clause ends at "is seen"); None where it names none or several."""
+    sides = {w.lower() for w in _SIDE_WORD.findall(sentence)}
+    side = "bilateral" if sides & {"bilateral", "bilaterally", "both"} or {"left", "right"} <= sides else \
+        (sides.pop() if len(sides) == 1 else None)
+    zones = {_ZONE_NAME[(a or b).lower()] for a, b in _ZONE_WORD.findall(sentence)}
+    return side, (zones.pop() if len(zones) == 1 else None)
 
 
 def fix_stutter(sentence: str) -> str:
@@ -100,6 +131,26 @@ def _zones_meet(denied: str | None, claimed: str | None) -> bool:
     return denied is None or claimed is None or denied == claimed
 
 
+def _phrases(kind: str) -> list[str]:
+    k = FINDING_KINDS.get(kind)
+    return [] if k is None else [k.label, *k.synonyms, *((k.plural,) if k.plural else ())]
+
+
+def qualifier_level(kind: str, sentence: str) -> int | None:
+    """The level of a size / certainty qualifier on the denial of ``kind`` ("no pneumothorax or large
+    effusion": 3 for the effusion, None for the pneumothorax), None when the denial is plain."""
+    low = sentence.lower()
+    segments = re.split(r"(?=\b(?:no|without|nor|or)\s)", low)
+    words = [p.lower() for p in _phrases(kind)]
+    own = [seg for seg in segments if any(re.search(rf"\b{re.escape(w)}\b", seg) for w in words)] or [low]
+    levels = []
+    for seg in own:
+        m = QUALIFIED_NEGATION.search(seg)
+        if m:
+            levels.append(QUALIFIER_LEVEL.get(m.group(2).lower(), 3))
+    return max(levels) if levels else None
+
+
 def denial_scope(mention, sentence: str) -> frozenset[str]:
     """The kinds one mention of a sentence denies (empty for an assertion or a narrowed denial)."""
     if RESTRICTED_NEGATION.search(sentence):
@@ -112,9 +163,29 @@ def denial_scope(mention, sentence: str) -> frozenset[str]:
         return frozenset()
     if mention.kind in ("opacity", "consolidation") and CLEAR_LUNGS.search(sentence):
         return CLEAR_LUNGS_DENY
-    if QUALIFIED_NEGATION.search(sentence):
-        return frozenset()
+    if mention.kind == "consolidation" and AIRSPACE_DISEASE.search(sentence):
+        return DENIES["opacity"]
     return DENIES.get(mention.kind, frozenset({mention.kind}))
+
+
+def _denials(sentence: str, mentions: Sequence) -> list[tuple[str, frozenset[str], str | None, str | None, int | None]]:
+    """(what, kinds denied, side, zone, qualifier level) for each denial a sentence makes."""
+    out = []
+    for m in mentions:
+        scope = denial_scope(m, sentence)
+        if scope:
+            what = "a normal study" if m.kind == "normal" else m.kind
+            if m.kind == "consolidation" and scope is DENIES["opacity"]:
+                what = "airspace disease"
+            side = None if m.kind == "normal" else m.side
+            zone = None if m.kind == "normal" else zone_of(m.location)
+            level = None if m.kind == "normal" or scope is CLEAR_LUNGS_DENY else qualifier_level(m.kind, sentence)
+            out.append((what, scope, side, zone, level))
+    clear = CLEAR_LUNGS.search(sentence)
+    if clear and not RESTRICTED_NEGATION.search(sentence) and not any(d[1] is CLEAR_LUNGS_DENY for d in out):
+        # "the lungs are hyperexpanded but clear": the labeler's clause ends at "but"; the statement stands
+        out.append(("clear lungs", CLEAR_LUNGS_DENY, (clear.group(1) or "").lower() or None, None, None))
+    return out
 
 
 def conflicting_denials(sentences: Sequence[str], mentions: Sequence[Sequence], claims: Sequence[Claim]
@@ -123,20 +194,21 @@ def conflicting_denials(sentences: Sequence[str], mentions: Sequence[Sequence], 
 
     ``mentions[i]`` are the labeler's mentions of ``sentences[i]``; ``claims`` are the present findings
     (source -1) and the assertions of the sentences (source = their index); a sentence never
-    contradicts its own assertions ("No right effusion; small left effusion")."""
+    contradicts its own assertions ("No right effusion; small left effusion"). A qualified denial ("no
+    large effusion") stands beside a smaller finding."""
     out: dict[int, str] = {}
     for i, (sent, ms) in enumerate(zip(sentences, mentions)):
         own = {m.kind for m in ms if m.status in ("positive", "uncertain")}  # "markings, the lungs otherwise clear"
-        for m in ms:
-            scope = denial_scope(m, sent)
-            if not scope:
-                continue
-            side = None if m.kind == "normal" else m.side
-            zone = None if m.kind == "normal" else zone_of(m.location)
+        for what, scope, side, zone, level in _denials(sent, ms):
             for c in claims:
-                if c.source != i and c.kind in scope and c.kind not in own and _sides_meet(side, c.side) and _zones_meet(zone, c.zone):
+                if c.source == i or c.kind not in scope or c.kind in own:
+                    continue
+                if level is not None and (c.severity is None or c.severity < level):
+                    continue
+                if what == "airspace disease" and c.kind == "opacity" and NODULAR & set(c.looks):
+                    continue  # "no focal airspace disease" beside round (granulomatous) densities
+                if _sides_meet(side, c.side) and _zones_meet(zone, c.zone):
                     where = " ".join(x for x in (c.side, (c.zone or "").replace("_", " ")) if x)
-                    what = "a normal study" if m.kind == "normal" else f"{m.kind}"
                     out[i] = f"denies {what} but the report states {c.kind}" + (f" ({where})" if where else "")
                     break
             if i in out:

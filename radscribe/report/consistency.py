@@ -38,7 +38,7 @@ from radscribe.knowledge.kinds import FINDING_KINDS, STUDY_LEVEL_KINDS
 from radscribe.knowledge.labeler import label_text, split_sentences
 from radscribe.knowledge.statements import STATEMENT_RULES
 from radscribe.report.coherence import (QUALIFIED_NEGATION, RESTRICTED_NEGATION, Claim, conflicting_denials,
-                                        unique_sentences, zone_of)
+                                        sentence_place, unique_sentences, zone_of)
 from radscribe.report.placeholders import has_placeholder
 from radscribe.report.structured import describe_finding
 
@@ -155,6 +155,16 @@ def _mentions(sentence: str):
     return label_text(sentence)
 
 
+def _claim(m, i: int) -> Claim:
+    """What a kept sentence's assertion claims; where the labeler attached no side or zone, the sentence's own."""
+    side, zone = m.side, zone_of(m.location)
+    if side is None or zone is None:
+        s_side, s_zone = sentence_place(m.sentence or "")
+        side, zone = side or s_side, zone or s_zone
+    looks = tuple(w.lower() for w in re.findall(r"\b(nodular|round|calcified)\b", m.sentence or "", re.IGNORECASE))
+    return Claim(m.kind, None if m.kind in SIDE_FREE else side, zone, i, SEVERITY_SCALE.get(m.severity or ""), looks)
+
+
 def guard(text: str, findings: Sequence[Finding], *, strict_coverage: bool = True) -> GuardResult:
     """Check ``text`` against ``findings``, sentence by sentence and as a whole, and correct it (module doc).
 
@@ -182,10 +192,10 @@ def guard(text: str, findings: Sequence[Finding], *, strict_coverage: bool = Tru
             kept_all.append(mentions)
 
     # the whole report: a denial may not stand beside what a finding or another sentence asserts
-    findings_claims = [Claim(f.kind, f.side, zone_of(f.location)) for fs in present.values() for f in fs]
+    findings_claims = [Claim(f.kind, f.side, zone_of(f.location), -1, _coded_severity(f),
+                             tuple((f.attributes or {}).get("descriptors", ()))) for fs in present.values() for f in fs]
     while True:
-        claims = findings_claims + [Claim(m.kind, None if m.kind in SIDE_FREE else m.side, zone_of(m.location), i)
-                                    for i, ms in enumerate(kept_all) for m in ms
+        claims = findings_claims + [_claim(m, i) for i, ms in enumerate(kept_all) for m in ms
                                     if m.status in ("positive", "uncertain") and m.kind not in STUDY_LEVEL_KINDS]
         bad = conflicting_denials(kept, kept_all, claims)
         if not bad:

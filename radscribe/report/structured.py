@@ -155,8 +155,21 @@ def describe_finding(f: Finding) -> str:
 
 
 def _group_key(f: Finding) -> tuple:
+    """Findings described together: same kind, side and look; unmeasured ones (read from text, where the
+    location is all the reader gets) also in the same place."""
     attrs = f.attributes or {}
-    return (f.kind, f.side, attrs.get("density"), attrs.get("margin"))
+    return (f.kind, f.side, attrs.get("density"), attrs.get("margin"), f.location if f.long_axis is None else None)
+
+
+def plural_of(kind_id: str) -> str:
+    """The plural of a kind's label ("nodules", "opacities", "masses")."""
+    k = FINDING_KINDS.get(kind_id)
+    label = k.label if k else kind_id.replace("_", " ")
+    if k and k.plural:
+        return k.plural
+    if label.endswith("y") and label[-2:-1] not in "aeiou":
+        return label[:-1] + "ies"
+    return label + ("es" if label.endswith(("s", "x", "sh", "ch")) else "s")
 
 
 def describe_group(fs: Sequence[Finding]) -> str:
@@ -167,9 +180,8 @@ def describe_group(fs: Sequence[Finding]) -> str:
     f0 = fs[0]
     k = FINDING_KINDS.get(f0.kind)
     noun = noun_phrase(f0, with_margin=True)
-    plural = (k.plural if k and k.plural else noun + ("es" if noun.endswith("s") else "s"))
-    if k and k.plural:
-        plural = noun[: -len(k.label)] + k.plural
+    label = k.label if k else f0.kind.replace("_", " ")
+    plural = (noun[: -len(label)] if noun.endswith(label) else "") + plural_of(f0.kind)
     count = _NUMBER_WORDS.get(len(fs), str(len(fs)))
     if f0.side in ("left", "right"):
         where = f"in the {f0.side} lung"
@@ -180,7 +192,8 @@ def describe_group(fs: Sequence[Finding]) -> str:
     head = f"{_cap(count)} {plural}" + (f" {where}" if where else "")
     sized = [f for f in fs if f.long_axis is not None]
     if not sized:
-        return f"{head} are seen."
+        spot = location_phrase(f0) if f0.location else ""
+        return f"{head} are seen" + (f" {spot}" if spot and not where else "") + "."
     big = max(sized, key=lambda f: f.long_axis or 0.0)
     zone = _zone_id(big)
     loc = ANATOMY.get(zone or big.location or "")
@@ -225,8 +238,11 @@ def _rank(f: Finding) -> tuple[int, float]:
 
 
 def _where_short(f: Finding) -> str:
-    """'right upper zone' / 'left lower lobe' / 'right' / '' for an impression line."""
-    return location_phrase(f).removeprefix("in the ").removeprefix("on the ").removeprefix("in ")
+    """'right upper zone' / 'left lower lobe' / 'bilateral lower zone' / 'right' / '' for an impression line."""
+    where = location_phrase(f)
+    if where.startswith("in both ") and where.endswith("s"):
+        return "bilateral " + where.removeprefix("in both ")[:-1]
+    return where.removeprefix("in the ").removeprefix("on the ").removeprefix("in ")
 
 
 def _mass_line(f: Finding) -> str:
@@ -248,7 +264,7 @@ def _impression_line(fs: Sequence[Finding]) -> str:
         label = k.label if k else f.kind.replace("_", " ")
         noun = noun_phrase(f, with_margin=False)
         words = noun[: -len(label)].strip() if noun.endswith(label) else ""
-        plural = k.plural if k and k.plural else label + "s"
+        plural = plural_of(f.kind)
         side = {"left": "left lung", "right": "right lung", "bilateral": "bilateral"}.get(f.side or "", "")
         count = _NUMBER_WORDS.get(len(fs), str(len(fs)))
         largest = f", the largest {size_phrase(f)}" if f.long_axis is not None else ""
@@ -358,7 +374,8 @@ def write_structured(
         sentences.extend(describe_group(g) for g in grouped(others))
     else:
         sentences.extend(describe_group(g) for g in grouped(present))
-    sentences.extend(dict.fromkeys(_negative_sentence(f) for f in negatives))
+    sentences.extend(_negative_sentence(f) for f in negatives)
+    sentences = list(dict.fromkeys(sentences))  # two sutures and a clip are "a support device" once
 
     nodules = [f for f in present if f.kind == "nodule"]
     masses = [f for f in present if f.kind == "mass"]
@@ -401,7 +418,7 @@ def _impression(present: Sequence[Finding], assume_complete: bool) -> list[str]:
     groups = sorted(grouped(present), key=lambda g: min(_rank(f) for f in g))
     major = [g for g in groups if g[0].kind not in _MINOR]
     minor = [g for g in groups if g[0].kind in _MINOR]
-    lines = [_impression_line(g) for g in major]
+    lines = list(dict.fromkeys(_impression_line(g) for g in major))
     if minor:
         names = list(dict.fromkeys(noun_phrase(g[0], with_margin=False) for g in minor))
         if major or not assume_complete:

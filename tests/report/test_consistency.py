@@ -209,3 +209,21 @@ def test_stuttered_words_and_repeated_sentences_are_said_once():
     assert g.text == "There are bilateral interstitial opacities. No pneumothorax."
     assert g.dropped == (("No pneumothorax.", "repeats an earlier sentence"),)
     assert guard("No focal airspace airspace opacity.", ()).text == "No focal airspace opacity."
+
+
+@pytest.mark.parametrize("text,mesh,dropped", [
+    # a size qualifier excuses a smaller finding only
+    ("There is no pneumothorax or large pleural effusion.", "Pleural Effusion/left/large", True),
+    ("There is no pneumothorax or large pleural effusion.", "Pleural Effusion/left/small", False),
+    # run-on sentences of the scratch decoder: the qualifier belongs to the effusion, not the consolidation
+    ("No focal alveolar consolidation no definite pleural effusion seen.", "Consolidation/lung/base/left", True),
+    # clear lungs however phrased, unless another side is named
+    ("Lungs are hyperexpanded but clear.", "Fibrosis", True),
+    ("The lungs are free of focal airspace disease.", "Opacity/lung/base/left", True),
+    ("The right lung is clear.", "Opacity/lung/base/left", False),
+])
+def test_qualified_and_phrased_denials(text, mesh, dropped):
+    findings = mesh_to_findings(mesh)
+    g = guard(text, findings)
+    assert (text in [s for s, _ in g.dropped]) == dropped, g.dropped
+    assert _reads_clean(g, findings)
