@@ -279,8 +279,12 @@ def _impression_line(fs: Sequence[Finding]) -> str:
     if any(w in label for w in _SITED_LABEL):  # "left hilar enlargement": the label names the place
         where = f.side if f.side in ("left", "right", "bilateral") else ""
     size = f", {size_phrase(f)}" if f.long_axis is not None else ""
-    words = (ATTRIBUTE_WORDS.get(degree, str(degree)) if degree else "", where, look)
-    return _cap(" ".join(x for x in words if x) + size) + "."  # "Mild left lower zone opacity."
+    degree_word = ATTRIBUTE_WORDS.get(degree, str(degree)) if degree else ""
+    if where == "lungs" or not where:  # "Pneumonia." (the lungs go without saying)
+        return _cap(" ".join(x for x in (degree_word, look) if x) + size) + "."
+    if where.split()[0] in ("left", "right", "bilateral") or where.endswith(("zone", "lobe", "lingula")):
+        return _cap(" ".join(x for x in (degree_word, where, look) if x) + size) + "."  # "Mild left lower zone opacity."
+    return _cap(" ".join(x for x in (degree_word, look) if x) + f" in the {where}" + size) + "."  # "Stone in the kidneys."
 
 
 def _nodule_recommendation(nodules: Sequence[Finding], with_mass: bool = False) -> str | None:

@@ -192,6 +192,11 @@ def test_severity_words_must_agree_with_the_finding():
     assert g.added == ("Large pleural effusion is present on the right.",)
     # one step apart (moderate for large) is how radiologists hedge: kept
     assert guard("Moderate right pleural effusion.", findings).n_corrections == 0
+    # the llm-lora sentence, "small" for a finding coded severe (IU codes it "Opacity/pleura/right/severe")
+    g = guard("There is small right pleural space opacification. No pneumothorax.",
+              mesh_to_findings("Opacity/pleura/right/severe"))
+    assert g.dropped[0][1] == "calls opacity mild but the findings have it severe"
+    assert g.text == "No pneumothorax. A severe opacity is seen in the right pleura."
 
 
 def test_hilar_enlargement_is_a_kind_and_is_stated():

@@ -137,3 +137,13 @@ def test_text_derived_findings_quote_no_confidence():
     for det in ("mesh-oracle", "labeler-indication"):
         f = _f("effusion", detector=det, side="left")
         assert "confidence" not in describe_finding(f)
+
+
+def test_impression_lines_name_the_place_the_way_a_report_does():
+    def imp(kind, location):
+        return write_structured([_f(kind, detector="x", location=location)], region="chest", detectors_run=["x"]).impression
+
+    assert imp("stone", "kidneys") == "Stone in the kidneys."
+    assert imp("stone", "right_kidney") == "Right kidney stone."
+    assert imp("pneumonia", "lungs") == "Pneumonia."
+    assert imp("glioma", "cerebral_hemisphere") == "Glioma in the cerebral hemisphere."
