@@ -38,8 +38,8 @@ QUALIFIER_LEVEL = {"large": 3, "larger": 3, "sizable": 3, "sizeable": 3, "substa
 #: "The lungs are clear" (any lung subject, also "hyperexpanded but clear"; "clear" not narrowed by
 #: "clear of ..."), "clear lungs", "the lungs are free of airspace disease"; group 1 is a side.
 CLEAR_LUNGS = re.compile(r"\b(?:(right|left)\s+)?(?:lungs?|lung fields?|lung parenchyma)\b(?:\s+\w+){0,2}?\s+"
-                         r"(?:is|are|appear|appears|remain|remains)\b[^.;]{0,40}?\bclear\b(?!\s+of\b)|"
-                         r"\bclear\s+lungs?\b", re.IGNORECASE)
+                         r"(?:is|are|appear|appears|remain|remains)\b(?:[^.;]{0,40}?\bclear\b(?!\s+of\b)|"
+                         r"\s+(?:\w+\s+)?(?:clear|free) of\b)|\bclear\s+lungs?\b", re.IGNORECASE)
 #: "free of airspace disease", "no focal airspace process": the labeler's consolidation, phrased so that it
 #: denies any airspace opacity.
 NODULAR = frozenset({"round", "nodular", "multiple nodular", "calcified"})
@@ -99,8 +99,13 @@ def sentence_place(sentence: str) -> tuple[str | None, str | None]:
 
 
 def fix_stutter(sentence: str) -> str:
-    """A word or word pair said twice in a row once ("bilateral bilateral" -> "bilateral")."""
-    return _STUTTER.sub(lambda m: m.group(1), sentence)
+    """A word or word pair said twice in a row once ("bilateral bilateral" -> "bilateral"; "mild mild mild
+    mild" -> "mild")."""
+    while True:
+        fixed = _STUTTER.sub(lambda m: m.group(1), sentence)
+        if fixed == sentence:
+            return fixed
+        sentence = fixed
 
 
 def _norm(sentence: str) -> str:
@@ -175,7 +180,7 @@ def _denials(sentence: str, mentions: Sequence) -> list[tuple[str, frozenset[str
         scope = denial_scope(m, sentence)
         if scope:
             what = "a normal study" if m.kind == "normal" else m.kind
-            if m.kind == "consolidation" and scope is DENIES["opacity"]:
+            if m.kind == "consolidation" and AIRSPACE_DISEASE.search(sentence):
                 what = "airspace disease"
             side = None if m.kind == "normal" else m.side
             zone = None if m.kind == "normal" else zone_of(m.location)

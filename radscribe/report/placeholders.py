@@ -71,8 +71,8 @@ class PlaceholderBan:
         self.xlen = [len(p or "") for p in pieces]
         self.always = torch.tensor([r[2] >= 3 for r in runs], dtype=torch.bool)
         lead = torch.tensor([r[0] for r in runs])
-        # after a trailing run of k x's, tokens with >= 3 - k leading x's are masked
-        self.after = {k: self.always | (lead >= 3 - k) for k in (1, 2)}
+        # row k: the mask after a trailing run of k x's (tokens with >= 3 - k leading x's); row 0: always
+        self.table = torch.stack([self.always] + [self.always | (lead >= 3 - k) for k in (1, 2)])
 
     def trailing_x(self, ids: Sequence[int]) -> int:
         """Length of the run of x's at the end of the text spelled by ``ids``."""
@@ -89,13 +89,15 @@ class PlaceholderBan:
         return run
 
     def __call__(self, input_ids, scores):
+        import torch
+
+        tails = input_ids[:, -8:].tolist()
+        rows = torch.tensor([min(2, self.trailing_x(t)) for t in tails], dtype=torch.long)
+        mask = self.table[rows]
         width = scores.shape[-1]
-        for row in range(scores.shape[0]):
-            k = min(2, self.trailing_x(input_ids[row, -8:].tolist()))
-            mask = self.after[k] if k else self.always
-            m = mask[:width]
-            scores[row, : m.shape[0]] = scores[row, : m.shape[0]].masked_fill(m, float("-inf"))
-        return scores
+        if mask.shape[1] < width:  # ids past the tokenizer's vocabulary are never placeholders
+            mask = torch.nn.functional.pad(mask, (0, width - mask.shape[1]))
+        return scores.masked_fill(mask[:, :width], float("-inf"))
 
 
 def token_pieces(tokenizer, vocab_size: int) -> list[str]:

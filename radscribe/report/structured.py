@@ -31,6 +31,9 @@ WRITER_NAME = "structured"
 TEXT_SOURCES = frozenset({"mesh-oracle", "indication", "labeler-indication", ""})
 
 
+#: Descriptor words of coded findings (IU MeSH qualifiers) the prose keeps.
+LOOK_WORDS = ("round", "patchy", "streaky", "interstitial", "nodular", "linear", "reticular", "diffuse", "hazy",
+              "ill-defined", "irregular", "cystic")
 _NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine", 10: "ten"}
 #: The lung sides a mass or nodule lies in, as its location ids.
 _LUNG_OF = {"right": "right_lung", "left": "left_lung"}
@@ -112,6 +115,8 @@ def noun_phrase(f: Finding, with_margin: bool = True) -> str:
         w = ATTRIBUTE_WORDS.get(v, str(v))
         if w.lower() not in label.lower() and w not in words:
             words.append(w)
+    # how a coded finding looks ("patchy", "round"): a reader needs it to tell a granuloma from airspace disease
+    words += [d for d in attrs.get("descriptors", ()) if d in LOOK_WORDS and d not in words and d not in label]
     return " ".join(words + [label])
 
 
@@ -141,6 +146,10 @@ def describe_finding(f: Finding) -> str:
     k = FINDING_KINDS.get(f.kind)
     noun = noun_phrase(f, with_margin=True)
     where = location_phrase(f)
+    loc = ANATOMY.get(f.location or "")
+    if loc is not None and any(w.startswith(loc.label) for w in noun.split()[:-1]):
+        # the label names the place: "Pleural thickening is present on the right." (not "in the right pleura")
+        where = f"on the {f.side}" if f.side in ("left", "right") else ("bilaterally" if f.side == "bilateral" else "")
     size = size_phrase(f)
     countable = k.countable if k else True
     if any(w in noun for w in _SITED_LABEL) and f.side in ("left", "right", "bilateral"):

@@ -151,7 +151,7 @@ def test_a_narrow_denial_beside_the_guards_own_additions_is_dropped():
     text = "The heart is normal in size. There is no focal airspace opacity in the right lung base. No pneumothorax."
     g = guard(text, findings)
     assert "There is no focal airspace opacity in the right lung base." in [s for s, _ in g.dropped]
-    assert g.text == ("The heart is normal in size. No pneumothorax. An opacity is seen in the right lower zone. "
+    assert g.text == ("The heart is normal in size. No pneumothorax. A patchy opacity is seen in the right lower zone. "
                       "Consolidation is present in the right lower zone.")
     assert _reads_clean(g, findings)
     # the same denial on the other side stands
@@ -209,11 +209,13 @@ def test_hilar_enlargement_is_a_kind_and_is_stated():
 
 
 def test_stuttered_words_and_repeated_sentences_are_said_once():
+    F = mesh_to_findings("Cardiomegaly/mild")[0]  # noqa: N806
     findings = mesh_to_findings("Opacity/lung/bilateral/interstitial")
     g = guard("There are bilateral bilateral interstitial opacities. No pneumothorax. No pneumothorax.", findings)
     assert g.text == "There are bilateral interstitial opacities. No pneumothorax."
     assert g.dropped == (("No pneumothorax.", "repeats an earlier sentence"),)
     assert guard("No focal airspace airspace opacity.", ()).text == "No focal airspace opacity."
+    assert guard("There is mild mild mild mild cardiomegaly.", [F]).text == "There is mild cardiomegaly."
 
 
 @pytest.mark.parametrize("text,mesh,dropped", [
@@ -225,6 +227,8 @@ def test_stuttered_words_and_repeated_sentences_are_said_once():
     # clear lungs however phrased, unless another side is named
     ("Lungs are hyperexpanded but clear.", "Fibrosis", True),
     ("The lungs are free of focal airspace disease.", "Opacity/lung/base/left", True),
+    ("The lungs are clear of focal airspace disease.", "Nodule/lung/upper lobe/right", True),
+    ("No focal airspace disease.", "Density/lung/round/multiple", False),  # beside nodular (granulomatous) densities
     ("The right lung is clear.", "Opacity/lung/base/left", False),
 ])
 def test_qualified_and_phrased_denials(text, mesh, dropped):
