@@ -134,6 +134,8 @@ def _severity_disagrees(mention, findings: Sequence[Finding]) -> str | None:
     if said is None:
         return None
     near = [f for f in findings if _side_ok(mention.side, [f.side])] or list(findings)
+    here = [f for f in near if mention.location and f.location == mention.location]
+    near = here or near  # "small right pleural space opacification": the pleural finding, not the basal one
     coded = [_coded_severity(f) for f in near]
     if not coded or any(c is None or abs(c - said) < 2 for c in coded):
         return None

@@ -197,6 +197,10 @@ def test_severity_words_must_agree_with_the_finding():
               mesh_to_findings("Opacity/pleura/right/severe"))
     assert g.dropped[0][1] == "calls opacity mild but the findings have it severe"
     assert g.text == "No pneumothorax. A severe opacity is seen in the right pleura."
+    # ... also beside another opacity of that side without a coded severity (llm-lora, CXR569)
+    g = guard("There is a small right pleural space opacification.",
+              mesh_to_findings("Density/lung/base/right;Density/pleura/right/severe"))
+    assert g.dropped and "A severe opacity is seen in the right pleura." in g.added
 
 
 def test_hilar_enlargement_is_a_kind_and_is_stated():
