@@ -41,9 +41,10 @@ CLEAR_LUNGS = re.compile(r"\b(?:(right|left)\s+)?(?:lungs?|lung fields?|lung par
                          r"(?:is|are|appear|appears|remain|remains)\b(?:[^.;]{0,40}?\bclear\b(?!\s+of\b)|"
                          r"\s+(?:\w+\s+)?(?:clear|free) of\b)|\bclear\s+lungs?\b", re.IGNORECASE)
 #: "free of airspace disease", "no focal airspace process": the labeler's consolidation, phrased so that it
-#: denies any airspace opacity.
-NODULAR = frozenset({"round", "nodular", "multiple nodular", "calcified"})
+#: denies any airspace opacity ...
 AIRSPACE_DISEASE = re.compile(r"\bair\s?space (?:disease|process)", re.IGNORECASE)
+#: ... but not nodular (granulomatous) densities
+NODULAR = frozenset({"round", "nodular", "multiple nodular", "calcified"})
 #: A whole-study normal ("Normal chest x-ray.") rather than "no acute ... abnormality".
 NORMAL_STUDY = re.compile(r"\b(normal|unremarkable|negative)\s+(chest|exam|examination|study|radiographs?)\b",
                           re.IGNORECASE)
