@@ -56,7 +56,7 @@ PHRASES: dict[str, tuple[str, tuple[str, ...]]] = {
     "emphysema": ("emphysema", ("emphysema", "emphysematous", "hyperinflation", "hyperinflated", "hyperexpanded",
                                 "hyperexpansion", "copd", "hyperaerated", "hyperlucent")),
     "fibrosis": ("fibrosis", ("fibrosis", "fibrotic", "fibrotic changes", "interstitial lung disease")),
-    "hilar_enlargement": ("lymphadenopathy", ("hilar enlargement", "enlarged hilum", "enlarged hila",
+    "hilar_enlargement": ("hilar_enlargement", ("hilar enlargement", "enlarged hilum", "enlarged hila",
                                               "hilar prominence", "prominent hilum", "prominent hila",
                                               "hilar adenopathy", "lymphadenopathy", "adenopathy",
                                               "enlarged lymph nodes", "enlarged lymph node")),
@@ -127,6 +127,7 @@ SAME_PICTURE: tuple[frozenset[str], ...] = (
     frozenset({"nodule", "opacity"}),   # "nodular densities" for a coded density
     frozenset({"effusion", "pleural_thickening"}),
     frozenset({"cardiomegaly", "enlarged_cardiomediastinum"}),
+    frozenset({"hilar_enlargement", "lymphadenopathy"}),
     frozenset({"fibrosis", "atelectasis", "increased_markings"}),
 )
 
@@ -335,7 +336,7 @@ def _statement_mentions(clause: str, i: int, restricted: bool) -> list[Mention]:
             out.append(Mention("clear_lungs", "", "denied", side, None, (), i, clause, restricted=restricted,
                                focal_only=bool(re.search(r"\b(?:clear|free) of (?:\w+ )?focal\b", clause))))
         elif name == "hila_normal":
-            out.append(Mention("hilar_enlargement", "lymphadenopathy", "denied", side, None, (), i, clause,
+            out.append(Mention("hilar_enlargement", "hilar_enlargement", "denied", side, None, (), i, clause,
                                restricted=restricted))
         elif name == "angles_clear":
             out.append(Mention("effusion", "effusion", "denied", side, "lower", (), i, clause, restricted=restricted))

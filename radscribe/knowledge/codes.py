@@ -90,6 +90,7 @@ KIND_CODES: dict[str, Code | None] = {
     "enlarged_cardiomediastinum": None,                          # no verified concept found
     "tortuous_aorta": None,                                      # no verified concept found
     "lymphadenopathy": _sct("30746006", "Lymphadenopathy"),      # PS3.16 CID 6347; IG
+    "hilar_enlargement": None,                                   # no verified concept found
     "hiatal_hernia": _sct("84089009", "Hiatal hernia"),          # lists (incl. ICD-10 K44.9 / ICD-11 DA23 maps)
     "fracture": _sct("125605004", "Fracture of bone"),           # SNOMED Intl template "Fracture of [bone]"
     "degenerative_change": None,                                 # too broad for one concept

@@ -221,6 +221,14 @@ FINDING_KINDS: dict[str, FindingKind] = {k.id: k for k in [
         "coarsened interstitial markings", "prominent markings", "crowding of the bronchovascular markings",
         "crowding", "vascular crowding", "bronchovascular prominence"],
        mesh=["markings"], countable=False),
+    # Enlarged or prominent hila (IU MeSH "Lung/hilum/.../enlarged|prominent", "Pulmonary Artery/enlarged"): on a
+    # radiograph the cause (nodes or vessels) is often not decidable, so it is not lymphadenopathy. No CheXpert label.
+    _k("hilar_enlargement", "hilar enlargement", "chest", "cardiac",
+       ["enlarged hilum", "enlarged hila", "hilar prominence", "prominent hilum", "prominent hila", "hilar fullness",
+        "hilar enlargement", "enlarged hilar", "prominent hilar", "bulky hila", "bulky hilum",
+        "enlarged pulmonary artery", "enlarged pulmonary arteries", "prominent pulmonary artery",
+        "prominent pulmonary arteries", "pulmonary artery enlargement"],
+       mesh=["lung/hilum", "pulmonary artery"], countable=False),
     # A coded abnormality with no kind of its own (e.g. an IU MeSH term such as "Deformity/ribs/right"):
     # the original term is kept in Finding.attributes["mesh"]. The labeler never emits it.
     _k("other", "other finding", "any", "other"),

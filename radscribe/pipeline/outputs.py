@@ -21,6 +21,7 @@ from radscribe.errors import OutputExistsError, RadscribeInputError
 from radscribe.findings.model import Analysis, Finding, StudyInfo
 from radscribe.io.image import Image
 from radscribe.report.overlay import COLORS, Box2D, render_overlay, save_png
+from radscribe.report.structured import method_lines
 
 DISCLAIMER = ("Generated automatically by radscribe {version}. Not a diagnosis: every finding must be "
               "reviewed by a qualified radiologist.")
@@ -159,6 +160,8 @@ def report_markdown(analysis: Analysis) -> str:
         head.append(f"- Series: {s.series_description}")
     rep = analysis.report
     body = ["", "## Findings", "", rep.findings.strip(), "", "## Impression", "", rep.impression.strip()]
+    # model detail (detector, confidence, attention) stays out of the prose: it is here and in findings.json
+    body += ["", "## Method", ""] + [f"- {line}" for line in method_lines(analysis.findings, analysis.detectors_run)]
     if s.notes:
         body += ["", "## Technical notes", ""] + [f"- {n}" for n in s.notes]
     body += ["", f"_{DISCLAIMER.format(version=__version__)}_", ""]

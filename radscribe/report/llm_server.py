@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 
 from radscribe.errors import RadscribeInputError
 from radscribe.findings.model import Finding
+from radscribe.report.placeholders import strip_placeholders
 from radscribe.report.prompting import finding_features, findings_prompt
 from radscribe.report.structured import write_structured
 
@@ -260,6 +261,7 @@ class ServerGenerator:
                 text = clean_answer(content)
                 if finish == "length":  # cut at max_tokens
                     text = drop_unfinished(text)
+                text = strip_placeholders(text)  # a few-shot "XXXX" copied by the model
             except ServerError as exc:
                 reason = str(exc)
                 if not exc.retry or attempt == self.retries:

@@ -34,6 +34,7 @@ from radscribe.data.iu_xray import IUStudy
 from radscribe.errors import ConfigError, RadscribeInputError
 from radscribe.findings.model import Finding
 from radscribe.knowledge.ontology import ANATOMY, ATTRIBUTES, FINDING_KINDS, SIDES
+from radscribe.report.placeholders import banned_word_ids
 from radscribe.report.prompting import NORMAL_TOKEN, SEP_TOKEN, finding_tokens
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "scratch"
@@ -66,6 +67,9 @@ class ScratchConfig:
     block_trigrams: bool = True
     seed: int = 0
     threads: int = 1
+    #: de-identification placeholders in the training targets: keep | drop | repair
+    #: (:func:`radscribe.data.iu_xray.clean_placeholders`); weights saved without the key were trained with "keep"
+    placeholders: str = "repair"
 
     @classmethod
     def from_dict(cls, d: dict) -> "ScratchConfig":
@@ -329,7 +333,7 @@ class ScratchGenerator:
             raise RadscribeInputError(f"scratch decoder weights incomplete in {folder}: missing {', '.join(missing)}; "
                                       "train them with `radscribe train-scratch --out DIR`")
         meta = yaml.safe_load(files[2].read_text())
-        self.config = ScratchConfig.from_dict(meta["config"])
+        self.config = ScratchConfig.from_dict({"placeholders": "keep", **meta["config"]})
         vocab = json.loads(files[1].read_text())
         self.src_vocab, self.words = vocab["source"], vocab["words"]
         self.history = meta.get("training", {})
@@ -348,7 +352,7 @@ class ScratchGenerator:
             raise RuntimeError("ScratchGenerator.generate called before fit or load")
         keys = [tuple(encode_findings(f, self.src_vocab)) for f in batch]
         todo = list(dict.fromkeys(k for k in keys if k not in self._cache))
-        banned = [0, 1, 3]  # pad, bos, unk
+        banned = sorted({0, 1, 3, *banned_word_ids(self.words)})  # pad, bos, unk and placeholder words ("xxxx")
         threads = torch.get_num_threads()
         # small step-by-step decoding gains nothing from a second thread and loses a lot on a busy machine
         torch.set_num_threads(max(1, self.config.threads))

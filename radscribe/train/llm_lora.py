@@ -1,6 +1,8 @@
 """Training of the LoRA report writer (:mod:`radscribe.report.llm_lora`): ``radscribe train-lora``.
 
-Examples are IU X-ray training reports with their MeSH-derived findings as the prompt. The loss is
+Examples are IU X-ray training reports with their MeSH-derived findings as the prompt, de-identification
+placeholders taken out of the targets first (config ``data.placeholders``: keep | drop | repair, default
+repair; the committed seed-0 adapter was trained before this option, on targets as written). The loss is
 token cross-entropy on the report, with tokens of clinical words (finding names, sides, severities,
 negations: :func:`knowledge_words`) weighted ``train.knowledge_weight``; only the adapter is trained.
 Writes the adapter, ``allowed_tokens.json`` (the vocabulary constraint), ``train_log.json`` and the
@@ -28,7 +30,7 @@ import yaml
 from peft import LoraConfig, get_peft_model
 from tqdm import tqdm
 
-from radscribe.data.iu_xray import load_iu
+from radscribe.data.iu_xray import DEFAULT_PLACEHOLDERS, clean_targets, load_iu
 from radscribe.data.paths import shared_data_dir
 from radscribe.errors import RadscribeInputError
 from radscribe.findings.model import Finding
@@ -49,16 +51,21 @@ class Example:
 
 
 
-def load_examples(annotation: Path, reports_csv: Path, source: str = "oracle") -> tuple[dict[str, list[Example]], str]:
+def load_examples(annotation: Path, reports_csv: Path, source: str = "oracle",
+                  placeholders: str = DEFAULT_PLACEHOLDERS) -> tuple[dict[str, list[Example]], str]:
     """Train/val/test examples: (findings, R2Gen report), read by :func:`radscribe.data.iu_xray.load_iu`.
 
     ``source`` is ``oracle`` (MeSH findings) or ``indication`` (findings named in the indication).
+    ``placeholders`` (keep | drop | repair, :func:`radscribe.data.iu_xray.clean_targets`) takes the
+    de-identification placeholders out of the train and val targets; the test split stays as written.
     Returns ``(splits, adapter_used)``; the adapter name is recorded in ``train_log.json``.
     """
     for p in (annotation, reports_csv):
         if not Path(p).is_file():
             raise RadscribeInputError(f"IU X-ray file not found: {p}; set RADSCRIBE_DATA or pass the path")
     studies = load_iu(annotation, reports_csv)
+    studies = {name: clean_targets(items, placeholders) if name in ("train", "val") else list(items)
+               for name, items in studies.items()}
     splits = {name: [Example(s.id, tuple(s.oracle if source == "oracle" else s.from_indication), s.reference)
                      for s in items] for name, items in studies.items()}
     return splits, "radscribe.data.iu_xray"
@@ -195,7 +202,11 @@ def train(config_path: Path, out: Path | None = None, limit: int | None = None) 
     root = shared_data_dir()
     ann = Path(data.get("annotation", "iu_xray_reports/r2gen_split_annotation.json"))
     rep = Path(data.get("reports", "iu_xray_reports/indiana_reports.csv"))
-    splits, adapter = load_examples(ann if ann.is_absolute() else root / ann, rep if rep.is_absolute() else root / rep)
+    placeholders = str(data.get("placeholders", DEFAULT_PLACEHOLDERS))
+    splits, adapter = load_examples(ann if ann.is_absolute() else root / ann, rep if rep.is_absolute() else root / rep,
+                                    placeholders=placeholders)
+    # drop-mode can empty a target: a report of nothing teaches only the end token
+    splits = {k: [e for e in v if e.report.strip()] for k, v in splits.items()}
     train_ex = splits["train"][:limit] if limit else splits["train"]
     val_ex = splits["val"][: limit or int(tc.get("val_limit") or len(splits["val"]))]
 
@@ -289,7 +300,7 @@ def train(config_path: Path, out: Path | None = None, limit: int | None = None) 
     allowed = allowed_token_ids(tok, [e.report for e in train_ex])
     (out / "allowed_tokens.json").write_text(json.dumps(allowed), encoding="utf-8")
     summary = {
-        "seed": seed, "data_adapter": adapter, "n_train": len(enc_train), "n_val": len(enc_val),
+        "seed": seed, "data_adapter": adapter, "placeholders": placeholders, "n_train": len(enc_train), "n_val": len(enc_val),
         "epochs_planned": epochs, "epochs_done": round(micro / per_epoch, 3), "examples_seen": micro * bs,
         "stopped_by_time_budget": stopped_by_budget, "optimizer_steps": step, "micro_batches": micro,
         "lora_layers": f"top {top} of {n_layers}", "trainable_params": n_trainable,

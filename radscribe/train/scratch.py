@@ -1,7 +1,8 @@
 """Training of the from-scratch report decoder (:mod:`radscribe.report.scratch`): ``radscribe train-scratch``.
 
 Teacher forcing with cross-entropy over a word vocabulary built from the R2Gen-cleaned training
-reports (minimum count ``ScratchConfig.min_count``, as R2Gen), AdamW with linear warm-up, early stopping
+reports (minimum count ``ScratchConfig.min_count``, as R2Gen; de-identification placeholders taken out
+of the targets first, ``ScratchConfig.placeholders``, default ``repair``), AdamW with linear warm-up, early stopping
 on the validation loss; the best model is checkpointed after every improving epoch. About 10 minutes on
 2 CPU cores::
 
@@ -25,7 +26,7 @@ import yaml
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from radscribe.data.iu_xray import IUStudy, clean_report_r2gen, load_iu
+from radscribe.data.iu_xray import IUStudy, clean_report_r2gen, clean_targets, load_iu
 from radscribe.errors import ConfigError, RadscribeInputError
 from radscribe.io.output import atomic_file
 from radscribe.report.scratch import (SPECIALS, ReportDecoder, ScratchConfig, ScratchGenerator, encode_findings, pad_rows,
@@ -99,6 +100,8 @@ def _train(train, val, cfg: ScratchConfig, checkpoint, command) -> ScratchGenera
         val = [train[i] for i in idx[:n_val]]
         train = [train[i] for i in idx[n_val:]]
     src_vocab = source_vocab()
+    # targets without de-identification placeholders (cfg.placeholders; "keep" trains on them as written)
+    train, val = ([s for s in clean_targets(part, cfg.placeholders) if s.reference.strip()] for part in (train, val))
     tr_clean = [clean_report_r2gen(s.reference) for s in train]
     words = build_word_vocab(tr_clean, cfg.min_count)
     pairs = [(encode_findings(s.oracle, src_vocab), encode_report(words, c, cfg.max_len)) for s, c in zip(train, tr_clean)]

@@ -38,6 +38,7 @@ def test_vocabulary_constraint_masks_everything_else():
 def test_clean_generation():
     assert L.clean_generation(" The lungs are clear.<|im_end|>junk") == "The lungs are clear."
     assert L.clean_generation("The lungs are clear. No effusion. The heart") == "The lungs are clear. No effusion."
+    assert L.clean_generation("Normal chest x-XXXX. The XXXX are intact.") == "Normal chest x-ray."
 
 
 def test_missing_adapter_says_how_to_train(tmp_path):
@@ -73,6 +74,25 @@ def test_shipped_adapter_writes_normal_reports_and_the_guard_enforces_findings(s
     g = guard(cardio, [F("cardiomegaly")])
     assert label_report(g.text)["cardiomegaly"].status == "positive", g.text
     assert guard(g.text, [F("cardiomegaly")]).n_corrections == 0
+
+
+def test_shipped_adapter_decodes_with_the_placeholder_ban(shipped):
+    from radscribe.report.placeholders import PlaceholderBan
+
+    bans = [p for p in shipped._processors if isinstance(p, PlaceholderBan)]
+    assert len(bans) == 1
+    tok = shipped._tok
+    scores = torch.zeros(1, shipped._model.config.vocab_size)
+    start = tok("The lungs are clear. No", add_special_tokens=False)["input_ids"]
+    for spelled in (" XXXX", "XXXX", "-XXXX", " xxxx", " XXXX-a-XXXX"):
+        ids = tok(spelled, add_special_tokens=False)["input_ids"]
+        # the token that completes the first run of three x's is masked, however the tokenizer spells it
+        k = next(i for i in range(len(ids)) if "xxx" in tok.decode(ids[: i + 1]).lower())
+        masked = bans[0](torch.tensor([start + ids[:k]]), scores.clone())
+        assert torch.isinf(masked[0, ids[k]]), (spelled, tok.convert_ids_to_tokens(ids))
+    # a generation from the findings of a de-identified training report carries none
+    text = shipped.generate([F("atelectasis", side="right", location="middle_zone")])
+    assert "xxx" not in text.lower()
 
 
 def test_parse_findings_and_sample_lora_refuses_unknown_kinds_before_loading():

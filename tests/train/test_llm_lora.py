@@ -60,6 +60,16 @@ def test_training_smoke(tmp_path, shared_dataset):
     assert (out / "adapter_model.safetensors").is_file() and (out / "allowed_tokens.json").is_file()
 
 
+def test_training_examples_have_placeholders_taken_out(shared_dataset):
+    d = shared_dataset("iu_xray_reports")
+    ann, rep = d / "r2gen_split_annotation.json", d / "indiana_reports.csv"
+    clean, _ = T.load_examples(ann, rep)  # default: repair
+    raw, _ = T.load_examples(ann, rep, placeholders="keep")
+    assert sum("XXXX" in e.report for e in raw["train"]) > 500
+    assert not any("XXXX" in e.report for e in clean["train"] + clean["val"])
+    assert [e.report for e in clean["test"]] == [e.report for e in raw["test"]]  # evaluation text as written
+
+
 def test_train_lora_refuses_a_bad_limit_and_a_missing_config(tmp_path):
     for argv, msg in ((["--limit", "0"], "error: --limit must be a positive number"),
                       (["--config", str(tmp_path / "none.yaml")], "error: config not found")):

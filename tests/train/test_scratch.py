@@ -53,3 +53,19 @@ def test_train_scratch_refuses_a_bad_override_in_one_line(tmp_path):
                         "--set", "d_model=big"], capture_output=True, text=True)
     assert p.returncode == 2 and p.stderr.strip() == "error: --set 'd_model=big': 'big' is not a int"
     assert not (tmp_path / "o").exists()
+
+
+def test_placeholders_are_taken_out_of_the_training_targets():
+    from dataclasses import replace
+
+    from radscribe.report.scratch import DEFAULT_WEIGHTS
+
+    # every normal report carries a de-identification placeholder sentence, as IU X-ray's often do
+    train = [replace(s, reference=s.reference + " XXXX XXXX are intact.") if not s.oracle else s for s in corpus()]
+    tiny = {**TINY, "max_epochs": 3}
+    assert ScratchConfig().placeholders == "repair"
+    g = train_decoder(train, val=train, config=ScratchConfig(seed=0, **tiny))
+    assert not any("xxxx" in w for w in g.words)
+    kept = train_decoder(train, val=train, config=ScratchConfig(seed=0, placeholders="keep", **tiny))
+    assert "xxxx" in kept.words  # the behaviour the committed weights were trained with ...
+    assert ScratchGenerator(weights=DEFAULT_WEIGHTS).config.placeholders == "keep"  # ... and say so
