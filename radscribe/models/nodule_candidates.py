@@ -113,8 +113,13 @@ def _zone_of(z_mm: float, lung_z: np.ndarray) -> str:
     return "upper" if z_mm >= top - third else ("lower" if z_mm < bottom + third else "middle")
 
 
-def detect_nodules(image: Image, lungs: LungSegmentation, rules: dict[str, float] | None = None) -> NoduleResult:
-    """Find nodules inside ``lungs.mask`` of CT ``image`` (HU, z y x); see the module docstring."""
+def detect_nodules(image: Image, lungs: LungSegmentation, rules: dict[str, float] | None = None,
+                   exclude: np.ndarray | None = None) -> NoduleResult:
+    """Find nodules inside ``lungs.mask`` of CT ``image`` (HU, z y x); see the module docstring.
+
+    Candidates whose centre lies in ``exclude`` (bool z y x, e.g. the masses already found) are
+    recorded but not characterised.
+    """
     R = dict(RULES, **(rules or {}))
     arr = image.array
     sz, sy, sx = (float(s) for s in image.spacing)
@@ -198,6 +203,9 @@ def detect_nodules(image: Image, lungs: LungSegmentation, rules: dict[str, float
         if any(reg[tuple(int(v - s.start) for v, s in zip(c_abs, rb))] for rb, reg in kept_regions
                if all(s.start <= v < s.stop for v, s in zip(c_abs, rb))):
             cand["reason"] = "duplicate: inside a kept nodule"
+            continue
+        if exclude is not None and exclude[c_abs]:
+            cand["reason"] = "inside a mass"
             continue
         strong = feat["response_hu"] >= R["stage2_response_hu"] and feat["blobness"] >= R["stage2_min_blobness"]
         # faint but blob-shaped and not tiny: the ground-glass path
