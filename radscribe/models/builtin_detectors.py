@@ -41,6 +41,26 @@ def jsonable(x: Any) -> Any:
     return x
 
 
+def run_lung_lesions(image: Image, rules: dict[str, float] | None = None):
+    """Lung segmentation (with lesion repair), masses, then nodules outside the masses, on a chest CT in HU.
+
+    ``rules`` override :data:`radscribe.models.nodule_candidates.RULES`. Returns (LungSegmentation,
+    MassResult, NoduleResult, (seconds per stage)); the benchmark calls this too.
+    """
+    from radscribe.models.lung_mass import detect_masses
+    from radscribe.preprocess.lung import segment_lungs
+
+    t0 = time.perf_counter()
+    lungs = segment_lungs(image)
+    t1 = time.perf_counter()
+    masses = detect_masses(image, lungs)
+    t2 = time.perf_counter()
+    exclude = np.logical_or.reduce(masses.masks) if masses.masks else None
+    result = nodule_candidates.detect_nodules(image, lungs, rules=rules, exclude=exclude)
+    t3 = time.perf_counter()
+    return lungs, masses, result, (t1 - t0, t2 - t1, t3 - t2)
+
+
 #: Slice spacing (mm) above which small nodules can fall between slices.
 MAX_SLICE_SPACING_MM = 5.0
 
@@ -79,25 +99,13 @@ class ClassicNoduleDetector:
                 f"({form}{', not in HU' if image.units != 'HU' else ''})")
 
     def detect(self, image: Image) -> Detection:
-        from radscribe.preprocess.lung import segment_lungs
-
-        from radscribe.models.lung_mass import detect_masses
-
-        t0 = time.perf_counter()
-        lungs = segment_lungs(image)
-        t1 = time.perf_counter()
-        masses = detect_masses(image, lungs)
-        t2 = time.perf_counter()
-        exclude = np.logical_or.reduce(masses.masks) if masses.masks else None
-        result = nodule_candidates.detect_nodules(image, lungs, exclude=exclude)
-        t3 = time.perf_counter()
+        lungs, masses, result, (t1, t2, t3) = run_lung_lesions(image)
         findings = tuple(masses.findings) + tuple(result.findings)
         return Detection(findings=findings, masks=dict(enumerate(masses.masks)), contours={"lungs": lungs.mask},
                          side_files={"candidates.json": jsonable(list(result.candidates)),
                                      "mass_candidates.json": jsonable(list(masses.candidates))},
                          notes=tuple(lungs.notes) + sensitivity_notes(image), display_window="lung",
-                         timings={"lung_segmentation": t1 - t0, "mass_detection": t2 - t1,
-                                  "nodule_detection": t3 - t2})
+                         timings={"lung_segmentation": t1, "mass_detection": t2, "nodule_detection": t3})
 
 
 class ClassifierDetector:
