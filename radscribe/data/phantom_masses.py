@@ -118,7 +118,9 @@ def plan_masses(rng: np.random.Generator, specs: list[dict[str, Any]], avoid: li
                                       "side left/right, diameter_mm 10-90")
         p = lung_params(side)
         s = 1.0 if side == "left" else -1.0
-        for _try in range(400):
+        for _try in range(600):
+            if _try and _try % 100 == 0 and "diameter_mm" not in spec:
+                diam = max(30.0, 0.9 * diam)  # a random mass that does not fit: try it smaller
             if site == "pleura":
                 u = np.array([s * rng.uniform(0.6, 1.0), rng.uniform(-0.8, 0.8), rng.uniform(-0.5, 0.5)])
                 start = np.array([p["cx"], p["cy"], p["cz"] + rng.uniform(-30.0, 40.0)])

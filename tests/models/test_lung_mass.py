@@ -49,7 +49,7 @@ def test_each_site_found_with_side_zone_abuts_and_long_axis(case):
         assert f.volume == pytest.approx(t["volume_mm3"], rel=0.2)
         assert f.long_axis > 30 and f.attributes["density"] == "solid" and 0 < f.confidence < 1
     for f, m in zip(masses.findings, masses.masks):
-        assert m.shape == img.shape and m.sum() * np.prod(img.spacing) == pytest.approx(f.volume, rel=1e-6)
+        assert m.shape == img.shape and m.sum() * np.prod(img.spacing) == pytest.approx(f.volume, abs=0.1)
         z0, y0, x0, z1, y1, x1 = f.box_voxel
         assert m[z0:z1, y0:y1, x0:x1].sum() == m.sum()
     # no nodule is reported inside a mass, and the candidates there say why
