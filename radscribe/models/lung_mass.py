@@ -8,7 +8,9 @@ with a ball of about a third of the core's own radius (lobes survive, thin struc
 measured: axial long axis and perpendicular short axis in the slice of largest area (mm, as Fleischner
 and Lung-RADS measure), craniocaudal extent (slices x spacing), volume, density, side, zone, and what
 it abuts. A region with a long axis > :data:`MASS_RULES` ``min_long_axis_mm`` is a mass; a smaller one
-is left to the nodule detector.
+is left to the nodule detector - unless it is 20-30 mm and abuts the pleura or mediastinum: the
+nodule rules reject such a lesion as embedded in the wall, so it is reported here, as a nodule
+(``kind="nodule"`` with density, size band, zone and abuts), and nothing that large is lost.
 
 What it abuts comes from the non-lung voxels within ~3 mm of the mass (its contact): a contact voxel
 lies against the mediastinum when, in its image row, it sits between the two lungs; otherwise against
@@ -31,6 +33,7 @@ from scipy import ndimage as ndi
 
 from radscribe.findings.model import Finding
 from radscribe.io.image import Image
+from radscribe.knowledge.descriptors import size_band
 from radscribe.models.nodule_measure import axes_mm
 from radscribe.preprocess.lung import AIR_HU, LungSegmentation
 
@@ -44,6 +47,7 @@ MASS_RULES: dict[str, float] = {
     "cut_max_mm": 6.0,          # ... at most this
     "margin_mm": 30.0,          # the region grows at most this far beyond its core's box
     "min_long_axis_mm": 30.0,   # larger is a mass; smaller is a nodule
+    "min_wall_nodule_mm": 20.0,  # a nodule this large against the wall is reported here
     "max_elongation": 2.5,      # sqrt(largest / middle PCA variance): longer is a vessel confluence
     "contact_mm": 3.0,          # contact: non-lung voxels within this distance (in-plane) of the mass
     "abut_min_fraction": 0.1,   # share of the contact that makes a structure abutted
@@ -54,7 +58,8 @@ MASS_RULES: dict[str, float] = {
 
 @dataclass(frozen=True)
 class MassResult:
-    """Masses as findings, their masks (bool z y x, same order) and every core examined."""
+    """Masses (and large nodules against the wall) as findings, their masks (bool z y x, same order)
+    and every core examined."""
 
     findings: tuple[Finding, ...]
     masks: tuple[np.ndarray, ...]
@@ -198,17 +203,21 @@ def detect_masses(image: Image, lungs: LungSegmentation, rules: dict[str, float]
         touches = (zz.min() == 0 and roi[0].start > 0) or yy.min() == 0 or xx.min() == 0 or \
             yy.max() == region.shape[1] - 1 or xx.max() == region.shape[2] - 1 or \
             (zz.max() == region.shape[0] - 1 and roi[0].stop < arr.shape[0])
-        if long_ax <= R["min_long_axis_mm"]:
-            cand["reason"] = "not larger than min_long_axis_mm (a nodule, left to the nodule detector)"
+        if long_ax < R["min_wall_nodule_mm"]:
+            cand["reason"] = "smaller than min_wall_nodule_mm (a nodule, left to the nodule detector)"
             continue
         if elong > R["max_elongation"] or touches:
             cand["reason"] = "elongated or unbounded region (vessel confluence)"
             continue
-        cand["kept"], cand["reason"] = True, "kept"
+        f = _finding(image, lungs, region, roi, feat, extents, R)
+        if long_ax <= R["min_long_axis_mm"] and not f.attributes["abuts"]:
+            cand["reason"] = "not larger than min_long_axis_mm (a nodule, left to the nodule detector)"
+            continue
+        cand["kept"], cand["reason"] = True, "kept" if f.kind == "mass" else "kept (nodule against the wall)"
         taken[roi] |= region
         full = np.zeros(arr.shape, bool)
         full[roi] = region
-        findings.append(_finding(image, lungs, region, roi, feat, extents, R))
+        findings.append(f)
         masks.append(full)
     return MassResult(tuple(findings), tuple(masks), candidates)
 
@@ -236,11 +245,14 @@ def _finding(image: Image, lungs: LungSegmentation, region, roi, feat, extents, 
     conf = 0.4 + 0.3 * min(1.0, feat["core_radius_mm"] / 15.0) + 0.2 * feat["solid_fraction"] \
         + 0.09 * max(0.0, min(1.0, (R["max_elongation"] - feat["elongation"]) / (R["max_elongation"] - 1.0)))
     numeric = {k: float(v) for k, v in feat.items() if isinstance(v, (int, float))}
+    attributes = {"zone": zone, "abuts": abuts, "craniocaudal_mm": round(feat["craniocaudal_mm"], 1), "density": density}
+    is_mass = feat["long_axis_mm"] > R["min_long_axis_mm"]
+    if not is_mass:
+        attributes["size_band"] = size_band(0.5 * (feat["long_axis_mm"] + feat["short_axis_mm"]))
     return Finding(
-        kind="mass", detector=DETECTOR, confidence=round(float(min(conf, 0.99)), 4), location=f"{side}_lung",
+        kind="mass" if is_mass else "nodule", detector=DETECTOR, confidence=round(float(min(conf, 0.99)), 4), location=f"{side}_lung",
         side=side, long_axis=round(feat["long_axis_mm"], 2), short_axis=round(feat["short_axis_mm"], 2),
         volume=round(feat["volume_mm3"], 1),
-        attributes={"zone": zone, "abuts": abuts, "craniocaudal_mm": round(feat["craniocaudal_mm"], 1),
-                    "density": density},
+        attributes=attributes,
         box_voxel=bv, box_patient=tuple(float(v) for v in tuple(pc.min(0)) + tuple(pc.max(0))),
         center_voxel=tuple(float(v) for v in cv), center_patient=tuple(float(v) for v in cp), features=numeric)
