@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--out", type=Path, required=True)
     ph.add_argument("--seed", type=int, default=0)
     ph.add_argument("--n-nodules", type=int, default=4)
+    ph.add_argument("--n-masses", type=int, default=0, help="lung masses of 30-70 mm (pleural, mediastinal, hilar)")
     ph.add_argument("--shape", default="130,512,512", help="z,y,x voxels (default 130,512,512)")
     ph.add_argument("--overwrite", action="store_true")
 

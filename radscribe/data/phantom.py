@@ -29,6 +29,8 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, CTImageStorage, ExplicitVRLi
 
 from radscribe.data.phantom_anatomy import (Grid, heart_fn, in_lung, lung_fn, lung_params, render_sphere, render_tube,
                                            rot_perturb, vessel_tree, zone_of)
+from radscribe.data.phantom_masses import mass_rng, plan_masses, render_mass
+from radscribe.data.phantom_masses import mass_truth as mass_truth_of
 from radscribe.errors import RadscribeInputError
 from radscribe.io.image import Image
 from radscribe.io.output import atomic_dir, check_output_dir
@@ -52,6 +54,9 @@ class Phantom:
     spacing: tuple[float, float, float]
     origin: tuple[float, float, float]
     truth: dict[str, Any]
+    #: uint8 (z, y, x): k on the voxels at least half filled by mass k's body (``truth["masses"][k-1]``);
+    #: None without masses.
+    mass_labels: np.ndarray | None = None
 
     def to_image(self):
         """The phantom as a :class:`radscribe.io.image.Image` in HU (identity direction)."""
@@ -62,7 +67,8 @@ class Phantom:
 
 def make_phantom(seed: int, shape: tuple[int, int, int] = (130, 512, 512), n_nodules: int = 4,
                  spacing: tuple[float, float, float] | None = None,
-                 nodules: list[dict[str, Any]] | None = None) -> Phantom:
+                 nodules: list[dict[str, Any]] | None = None, n_masses: int = 0,
+                 masses: list[dict[str, Any]] | None = None) -> Phantom:
     """Build a phantom chest CT (HU, int16, z y x) with ``n_nodules`` known nodules.
 
     ``spacing`` (z, y, x mm) defaults to the 325 x 358.4 x 358.4 mm field of view divided by
@@ -70,6 +76,12 @@ def make_phantom(seed: int, shape: tuple[int, int, int] = (130, 512, 512), n_nod
     ``diameter_mm``, ``density``, ``side``, ``touches_vessel``; positions stay random) and then
     replaces ``n_nodules``. ``truth["nodules"]`` lists each nodule's centre (voxel z,y,x and LPS mm x,y,z),
     diameter (mm), density class, HU, side, zone and whether it touches a vessel.
+
+    ``n_masses`` lung masses of 30-70 mm (or ``masses``: dicts with any of ``diameter_mm``, ``site``
+    pleura / mediastinum / hilum, ``side``, ``margin`` lobulated / spiculated) are added from a separate
+    random generator (:mod:`radscribe.data.phantom_masses`), so a seed's nodules, vessels and noise are
+    the same with or without them; ``truth["masses"]`` lists their measured centre, axes, volume, zone
+    and what they abut.
     """
     if len(shape) != 3 or min(shape) < 16:
         raise RadscribeInputError(f"phantom shape must be three sizes >= 16 (z,y,x), got {shape}")
@@ -78,6 +90,9 @@ def make_phantom(seed: int, shape: tuple[int, int, int] = (130, 512, 512), n_nod
         n_nodules = len(specs)
     if not 0 <= n_nodules <= 40:
         raise RadscribeInputError(f"--n-nodules must be between 0 and 40, got {n_nodules}")
+    mass_specs = list(masses) if masses is not None else [{} for _ in range(int(n_masses))]
+    if len(mass_specs) > 6:
+        raise RadscribeInputError(f"--n-masses must be between 0 and 6, got {len(mass_specs)}")
     rng = np.random.default_rng(seed)
     if spacing is None:
         spacing = tuple(f / n for f, n in zip(FOV_MM, shape))
@@ -213,6 +228,16 @@ def make_phantom(seed: int, shape: tuple[int, int, int] = (130, 512, 512), n_nod
         render_sphere(vol, g, c, n["diameter_mm"] / 2, n["hu"])
         if n["density"] == "part_solid":
             render_sphere(vol, g, c, n["solid_core_diameter_mm"] / 2, n["solid_core_hu"])
+    mass_truth = []
+    mass_labels = None
+    if mass_specs:
+        mass_labels = np.zeros(shape, np.uint8)
+        mrng = mass_rng(seed)
+        avoid = [(np.array(n["center_patient"]), n["diameter_mm"] / 2) for n in placed]
+        for k, plan in enumerate(plan_masses(mrng, mass_specs, avoid, extents)):
+            mbox, frac = render_mass(vol, g, plan, side_masks[plan["side"]])
+            mass_truth.append(mass_truth_of(plan, mbox, frac, g, extents, lung, k + 1))
+            mass_labels[mbox][frac >= 0.5] = k + 1
 
     noise = rng.standard_normal(shape, dtype=np.float32)
     noise *= NOISE_SIGMA_HU
@@ -228,10 +253,12 @@ def make_phantom(seed: int, shape: tuple[int, int, int] = (130, 512, 512), n_nod
         "lung_z_extent_mm": {s: list(e) for s, e in extents.items()},
         "n_vessel_segments": len(segs), "noise_sigma_hu": NOISE_SIGMA_HU,
         "nodules": placed,
+        "masses": mass_truth,
         "notes": ["synthetic phantom; no real patient data",
                   "zone = third of that lung's cranio-caudal extent containing the centre"],
     }
-    return Phantom(volume_hu=vol_hu, spacing=tuple(float(s) for s in spacing), origin=origin, truth=truth)
+    return Phantom(volume_hu=vol_hu, spacing=tuple(float(s) for s in spacing), origin=origin, truth=truth,
+                   mass_labels=mass_labels)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -337,8 +364,9 @@ def cli_phantom(args) -> int:
     shape = _parse_shape(args.shape)
     check_output_dir(Path(args.out), args.overwrite)
     t0 = time.perf_counter()
-    ph = make_phantom(args.seed, shape=shape, n_nodules=args.n_nodules)
+    ph = make_phantom(args.seed, shape=shape, n_nodules=args.n_nodules, n_masses=getattr(args, "n_masses", 0))
     write_phantom(ph, Path(args.out), seed=args.seed, overwrite=args.overwrite)
-    print(f"wrote {shape[0]} DICOM slices and truth.json ({len(ph.truth['nodules'])} nodules) to {args.out} "
+    print(f"wrote {shape[0]} DICOM slices and truth.json ({len(ph.truth['nodules'])} nodules, "
+          f"{len(ph.truth['masses'])} masses) to {args.out} "
           f"in {time.perf_counter() - t0:.1f} s")
     return 0

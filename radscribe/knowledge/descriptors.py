@@ -77,6 +77,20 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "size_band": ("lt_6mm", "6_to_8mm", "gt_8mm"),
 }
 
+#: Attributes whose value is a list: a subset of these values, in this order. ``abuts``: what a lung mass
+#: touches - the costal / diaphragmatic pleura, the mediastinum (heart included), the hilum.
+LIST_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "abuts": ("pleura", "mediastinum", "hilum"),
+}
+
+#: Cranio-caudal zone of a lung (thirds of its extent), the ``zone`` attribute of nodules and masses.
+ZONES = ("upper", "middle", "lower")
+
+#: Words for the values of :data:`LIST_ATTRIBUTES` ("abutting the pleura and the mediastinum").
+LIST_ATTRIBUTE_WORDS: dict[str, str] = {
+    "pleura": "the pleura", "mediastinum": "the mediastinum", "hilum": "the hilum",
+}
+
 ATTRIBUTE_WORDS: dict[str, str] = {
     "ground_glass": "ground-glass", "part_solid": "part-solid", "solid": "solid", "calcified": "calcified",
     "smooth": "smoothly marginated", "lobulated": "lobulated", "spiculated": "spiculated",

@@ -41,13 +41,53 @@ def jsonable(x: Any) -> Any:
     return x
 
 
+def run_lung_lesions(image: Image, rules: dict[str, float] | None = None):
+    """Lung segmentation (with lesion repair), masses, then nodules outside the masses, on a chest CT in HU.
+
+    ``rules`` override :data:`radscribe.models.nodule_candidates.RULES`. Returns (LungSegmentation,
+    MassResult, NoduleResult, (seconds per stage)); the benchmark calls this too.
+    """
+    from radscribe.models.lung_mass import detect_masses
+    from radscribe.preprocess.lung import segment_lungs
+
+    t0 = time.perf_counter()
+    lungs = segment_lungs(image)
+    t1 = time.perf_counter()
+    masses = detect_masses(image, lungs)
+    t2 = time.perf_counter()
+    exclude = np.logical_or.reduce(masses.masks) if masses.masks else None
+    result = nodule_candidates.detect_nodules(image, lungs, rules=rules, exclude=exclude)
+    t3 = time.perf_counter()
+    return lungs, masses, result, (t1 - t0, t2 - t1, t3 - t2)
+
+
+#: Slice spacing (mm) above which small nodules can fall between slices.
+MAX_SLICE_SPACING_MM = 5.0
+
+
+def sensitivity_notes(image: Image) -> tuple[str, ...]:
+    """Notes on reduced sensitivity: slices further apart than :data:`MAX_SLICE_SPACING_MM`, missing slices."""
+    notes = []
+    sz = float(image.spacing[0])
+    if sz > MAX_SLICE_SPACING_MM:
+        notes.append(f"slice spacing {sz:.1f} mm > {MAX_SLICE_SPACING_MM:.0f} mm: nodules smaller than about "
+                     f"{2 * sz:.0f} mm may be missed and sizes along z are coarse (reduced sensitivity)")
+    missing = image.meta.get("missing_slices") if isinstance(image.meta, dict) else None
+    if missing:
+        n = missing if isinstance(missing, int) else len(missing)
+        notes.append(f"{n} missing slice position(s) were interpolated: a nodule there may be missed or "
+                     "mis-sized (reduced sensitivity)")
+    return tuple(notes)
+
+
 class ClassicNoduleDetector:
     """Lung nodules on chest CT without learning; every candidate goes to ``candidates.json``."""
 
     name = nodule_candidates.DETECTOR
-    kinds = ("nodule",)
-    description = ("chest CT volume in HU: lung segmentation + classical two-stage nodule candidates "
-                   "(no learning), Fleischner 2017 follow-up in the report")
+    kinds = ("nodule", "mass")
+    description = ("chest CT volume in HU: lung segmentation with juxta-pleural / juxta-mediastinal lesion "
+                   "repair, lung masses > 30 mm and classical two-stage nodule candidates (no learning), "
+                   "Fleischner 2017 follow-up in the report")
 
     def applies(self, image: Image, recognition: Any) -> str | None:
         modality = getattr(recognition, "modality", None) or image.modality
@@ -59,17 +99,13 @@ class ClassicNoduleDetector:
                 f"({form}{', not in HU' if image.units != 'HU' else ''})")
 
     def detect(self, image: Image) -> Detection:
-        from radscribe.preprocess.lung import segment_lungs
-
-        t0 = time.perf_counter()
-        lungs = segment_lungs(image)
-        t1 = time.perf_counter()
-        result = nodule_candidates.detect_nodules(image, lungs)
-        t2 = time.perf_counter()
-        return Detection(findings=tuple(result.findings), contours={"lungs": lungs.mask},
-                         side_files={"candidates.json": jsonable(list(result.candidates))},
-                         notes=tuple(lungs.notes), display_window="lung",
-                         timings={"lung_segmentation": t1 - t0, "nodule_detection": t2 - t1})
+        lungs, masses, result, (t1, t2, t3) = run_lung_lesions(image)
+        findings = tuple(masses.findings) + tuple(result.findings)
+        return Detection(findings=findings, masks=dict(enumerate(masses.masks)), contours={"lungs": lungs.mask},
+                         side_files={"candidates.json": jsonable(list(result.candidates)),
+                                     "mass_candidates.json": jsonable(list(masses.candidates))},
+                         notes=tuple(lungs.notes) + sensitivity_notes(image), display_window="lung",
+                         timings={"lung_segmentation": t1, "mass_detection": t2, "nodule_detection": t3})
 
 
 class ClassifierDetector:

@@ -7,7 +7,10 @@ maximum of each smoothed image brighter than the lung background the Hessian (ce
 in mm) gives the dot filter of Li, Sone & Doi (Med. Phys. 2003): ``sigma^2 * l3^2 / |l1|`` when all
 three eigenvalues are negative (``|l1| >= |l2| >= |l3|``), else 0. It is large for blobs and near 0
 for tubes (a vessel has one eigenvalue near 0 along its axis) and plates. ``blobness = l3 / l1``.
-Entries within half a radius of a stronger one are suppressed.
+Entries within half a radius of a stronger one are suppressed. Stage 1 is permissive (``stage1_*``
+thresholds, set for recall: a later learned false-positive stage consumes every candidate); only the
+candidates above the stricter ``dense_contrast_hu`` / ``min_response_hu`` gate go on to stage 2, and
+the suppression runs among those first, so the permissive stage 1 does not change what stage 2 sees.
 
 Stage 2 - characterisation, at full resolution in a region of interest around each strong (or
 faint but blob-shaped: the ground-glass path) candidate: the connected region above a threshold
@@ -50,8 +53,10 @@ SCALES_MM = (1.0, 1.5, 2.2, 3.2, 4.6, 6.0)
 #: Tunable thresholds (units in the names). Tuned on phantom seeds 1000-1007 (8 nodules
 #: each, 130x512x512) and checked on the real series; evaluation seeds are 0-19 (docs/parts/nodules.md).
 RULES: dict[str, float] = {
-    "dense_contrast_hu": 40.0,     # stage 1: smoothed HU above lung background to evaluate a voxel
-    "min_response_hu": 25.0,       # stage 1: dot response to become a candidate
+    "stage1_contrast_hu": 30.0,    # stage 1: smoothed HU above lung background to evaluate a voxel
+    "stage1_min_response_hu": 15.0,  # stage 1: dot response to become a candidate (recall of stage 1 alone)
+    "dense_contrast_hu": 40.0,     # stage 1 -> 2: a candidate this far above the background ...
+    "min_response_hu": 25.0,       # ... and with this dot response may be characterised
     "stage2_response_hu": 55.0,    # stage 1 -> 2: dot response to be characterised
     "stage2_min_blobness": 0.5,    # stage 1 -> 2: l3/l1 at the best scale
     "ggo_min_scale_mm": 1.5,       # stage 1 -> 2 for faint candidates: best scale at least this
@@ -113,8 +118,13 @@ def _zone_of(z_mm: float, lung_z: np.ndarray) -> str:
     return "upper" if z_mm >= top - third else ("lower" if z_mm < bottom + third else "middle")
 
 
-def detect_nodules(image: Image, lungs: LungSegmentation, rules: dict[str, float] | None = None) -> NoduleResult:
-    """Find nodules inside ``lungs.mask`` of CT ``image`` (HU, z y x); see the module docstring."""
+def detect_nodules(image: Image, lungs: LungSegmentation, rules: dict[str, float] | None = None,
+                   exclude: np.ndarray | None = None) -> NoduleResult:
+    """Find nodules inside ``lungs.mask`` of CT ``image`` (HU, z y x); see the module docstring.
+
+    Candidates whose centre lies in ``exclude`` (bool z y x, e.g. the masses already found) are
+    recorded but not characterised.
+    """
     R = dict(RULES, **(rules or {}))
     arr = image.array
     sz, sy, sx = (float(s) for s in image.spacing)
@@ -142,7 +152,7 @@ def detect_nodules(image: Image, lungs: LungSegmentation, rules: dict[str, float
     entries = []  # (response, blobness, scale index, z, y, x) on the working grid
     for k, sig in enumerate(SCALES_MM):
         S = ndi.gaussian_filter(I, sigma=[sig / s for s in spw], mode="nearest", truncate=3.0)
-        idx = np.nonzero(inner & (S > bg + R["dense_contrast_hu"]))
+        idx = np.nonzero(inner & (S > bg + min(R["stage1_contrast_hu"], R["dense_contrast_hu"])))
         if idx[0].size == 0:
             continue
         v = S[idx]
@@ -155,25 +165,15 @@ def detect_nodules(image: Image, lungs: LungSegmentation, rules: dict[str, float
         ok = l2 < 0
         r = np.where(ok, sig ** 2 * l2 ** 2 / np.maximum(-l0, 1e-6), 0.0)
         b = np.where(ok, l2 / np.minimum(l0, -1e-6), 0.0)
-        keep = r >= R["min_response_hu"]
+        keep = r >= min(R["stage1_min_response_hu"], R["min_response_hu"])
         contrast = S[idx][keep] - bg
+        eligible = (contrast > R["dense_contrast_hu"]) & (r[keep] >= R["min_response_hu"])
         entries.append(np.stack([r[keep], b[keep], np.full(int(keep.sum()), k)] + [i[keep] for i in idx]
-                                + [contrast], 1))
-    E = np.concatenate(entries) if entries else np.zeros((0, 7))
+                                + [contrast, eligible], 1))
+    E = np.concatenate(entries) if entries else np.zeros((0, 8))
     E = E[np.argsort(-E[:, 0], kind="stable")]
-    # non-maximum suppression across space and scale: drop an entry within the radius of a stronger one
-    pos_mm = E[:, 3:6] * np.array(spw)  # columns: response, blobness, scale index, z, y, x, contrast
-    alive = np.ones(len(E), bool)
-    if len(E):
-        tree = cKDTree(pos_mm)
-        for i in range(len(E)):
-            if not alive[i]:
-                continue
-            rad = max(0.5 * SCALES_MM[int(E[i, 2])] * math.sqrt(3.0), 1.5)
-            for j in tree.query_ball_point(pos_mm[i], rad):
-                if j > i:
-                    alive[j] = False
-    E = E[alive]
+    # columns: response, blobness, scale index, z, y, x, contrast, eligible for stage 2
+    E = E[_suppress(E, spw)]
 
     # ---------------- stage 2
     lung_z_mm = {}
@@ -185,7 +185,7 @@ def detect_nodules(image: Image, lungs: LungSegmentation, rules: dict[str, float
     findings: list[Finding] = []
     kept_regions: list[tuple[tuple[slice, ...], np.ndarray]] = []
     n_stage2 = 0
-    for r_i, b_i, k_i, z, y, x, con_i in E:
+    for r_i, b_i, k_i, z, y, x, con_i, elig_i in E:
         z, y, x = int(z), int(y), int(x)
         sig = SCALES_MM[int(k_i)]
         c_full = (int(z), int(y) * f + (f - 1) // 2, int(x) * f + (f - 1) // 2)  # in the crop
@@ -198,6 +198,12 @@ def detect_nodules(image: Image, lungs: LungSegmentation, rules: dict[str, float
         if any(reg[tuple(int(v - s.start) for v, s in zip(c_abs, rb))] for rb, reg in kept_regions
                if all(s.start <= v < s.stop for v, s in zip(c_abs, rb))):
             cand["reason"] = "duplicate: inside a kept nodule"
+            continue
+        if exclude is not None and exclude[c_abs]:
+            cand["reason"] = "inside a mass"
+            continue
+        if not elig_i:
+            cand["reason"] = "stage 1 only: contrast or dot response below the stage-2 gate"
             continue
         strong = feat["response_hu"] >= R["stage2_response_hu"] and feat["blobness"] >= R["stage2_min_blobness"]
         # faint but blob-shaped and not tiny: the ground-glass path
@@ -222,6 +228,34 @@ def detect_nodules(image: Image, lungs: LungSegmentation, rules: dict[str, float
         for k in [k for k in c["features"] if k.startswith("_")]:
             del c["features"][k]
     return NoduleResult(tuple(findings), candidates)
+
+
+def _suppress(E: np.ndarray, spw) -> np.ndarray:
+    """Non-maximum suppression across space and scale (``E`` sorted by response, strongest first).
+
+    An entry within half a radius of a stronger live one is dropped. Pass 1 runs over the entries
+    eligible for stage 2 alone (so adding stage-1-only entries cannot change what stage 2 sees);
+    pass 2 drops a stage-1-only entry near any stronger live entry. Returns the live mask.
+    """
+    alive = np.ones(len(E), bool)
+    if not len(E):
+        return alive
+    pos_mm = E[:, 3:6] * np.array(spw)
+    rads = np.maximum(0.5 * np.asarray(SCALES_MM)[E[:, 2].astype(int)] * math.sqrt(3.0), 1.5)
+    elig = E[:, 7] > 0
+    tree = cKDTree(pos_mm)
+    for i in np.nonzero(elig)[0]:
+        if alive[i]:
+            for j in tree.query_ball_point(pos_mm[i], rads[i]):
+                if j > i and elig[j]:
+                    alive[j] = False
+    if (~elig).any():
+        for i in range(len(E)):
+            if alive[i]:
+                for j in tree.query_ball_point(pos_mm[i], rads[i]):
+                    if j > i and not elig[j]:
+                        alive[j] = False
+    return alive
 
 
 def _decide(feat: dict[str, Any], R: dict[str, float]) -> str:

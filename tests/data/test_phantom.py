@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from scipy import ndimage as ndi
 
 from radscribe.cli import main
 from radscribe.data.phantom import make_phantom, write_dicom_series
@@ -129,3 +130,31 @@ def test_load_study_reads_the_phantom(phantom, tmp_path):
     assert np.allclose(img.array, phantom.volume_hu, atol=0.5)
     n = phantom.truth["nodules"][0]
     assert img.voxel_to_patient(n["center_voxel"]) == pytest.approx(n["center_patient"], abs=0.05)
+
+
+def test_masses_leave_the_nodules_and_noise_alone_and_have_truth():
+    shape = (48, 128, 128)  # 6.8 mm slices, 2.8 mm pixels: enough for the truth geometry, fast
+    plain = make_phantom(4, shape=shape, n_nodules=3)
+    specs = [{"site": "pleura", "side": "right", "diameter_mm": 50.0, "margin": "lobulated"},
+             {"site": "mediastinum", "side": "left", "diameter_mm": 40.0, "margin": "spiculated"},
+             {"site": "hilum", "side": "right", "diameter_mm": 45.0}]
+    ph = make_phantom(4, shape=shape, n_nodules=3, masses=specs)
+    assert ph.truth["nodules"] == plain.truth["nodules"] and plain.truth["masses"] == []
+    assert plain.mass_labels is None and ph.mass_labels.shape == shape
+    # away from the masses (and their spicules) every voxel, noise included, is unchanged
+    far = ~ndi.binary_dilation(ph.mass_labels > 0, iterations=6)
+    assert np.array_equal(ph.volume_hu[far], plain.volume_hu[far])
+    expected = {"pleura": ["pleura"], "mediastinum": ["mediastinum"], "hilum": ["mediastinum", "hilum"]}
+    img = ph.to_image()
+    for k, (m, spec) in enumerate(zip(ph.truth["masses"], specs), start=1):
+        assert (m["site"], m["side"]) == (spec["site"], spec["side"])
+        assert m["abuts"] == expected[m["site"]], m
+        assert m["side"] == ("left" if m["center_patient"][0] > 0 else "right")
+        assert img.voxel_to_patient(m["center_voxel"]) == pytest.approx(m["center_patient"], abs=1e-2)
+        assert 25.0 <= m["long_axis_mm"] <= spec["diameter_mm"] + 8 and m["short_axis_mm"] <= m["long_axis_mm"]
+        body = ph.mass_labels == k
+        assert m["volume_mm3"] == pytest.approx(body.sum() * np.prod(ph.spacing), rel=0.15)
+        assert -50 <= np.median(ph.volume_hu[body]) <= 80  # solid soft tissue (partial volume on 6.8 mm slices)
+    assert ph.truth["masses"][1]["n_spicules"] >= 10
+    with pytest.raises(RadscribeInputError):
+        make_phantom(0, shape=shape, masses=[{"site": "liver"}])

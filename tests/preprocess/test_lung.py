@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from radscribe.data.phantom import make_phantom
 from radscribe.preprocess.lung import segment_lungs
@@ -76,3 +77,20 @@ def test_real_series_lungs(shared_dataset):
     # nothing outside the body: the outer ring of every slice is not lung
     assert not seg.mask[:, :8, :].any() and not seg.mask[:, :, :8].any()
     assert elapsed < 10.0  # measured ~1 s on 2 cores; the bound only catches pathological slowness
+
+
+def test_repair_puts_a_juxtapleural_mass_into_the_mask_without_leaks(phantom, seg):
+    ph = make_phantom(21, shape=(100, 256, 256), n_nodules=0,
+                      masses=[{"site": "pleura", "side": "left", "diameter_mm": 45.0, "margin": "lobulated"}])
+    img = ph.to_image()
+    body = ph.mass_labels == 1
+    before = segment_lungs(img, repair=False)
+    after = segment_lungs(img)
+    assert before.mask[body].mean() < 0.6  # the HU mask goes around the mass ...
+    assert after.mask[body].mean() > 0.95 and after.left[body].mean() > 0.95  # ... the repaired one holds it
+    assert any("lesion repair" in n for n in after.notes)
+    vox_ml = float(np.prod(img.spacing)) / 1000
+    near = ndimage.binary_dilation(body, iterations=2)
+    assert (after.repaired & ~near).sum() * vox_ml < 10.0  # chest wall beyond the mass stays out
+    # a normal phantom: nothing (heart, mediastinum, chest wall) is added
+    assert seg.repaired is None or seg.repaired.sum() * vox_ml < 2.0
