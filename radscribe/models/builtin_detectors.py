@@ -98,14 +98,43 @@ class ClassicNoduleDetector:
         return (f"{self.name} needs a chest CT volume in HU; this study is {modality or '?'} {region or '?'} "
                 f"({form}{', not in HU' if image.units != 'HU' else ''})")
 
+    _fpr: Any = None
+
+    def _fpr_model(self) -> Any:
+        """The learned false-positive reducer when its weights are installed (None otherwise); corrupt or
+        mismatched weights raise RadscribeInputError, so the detector is reported as not run."""
+        from radscribe.models.nodule_fpr import WEIGHTS_DIR, FPRModel
+
+        if self._fpr is None and (WEIGHTS_DIR / "config.json").is_file():
+            self._fpr = FPRModel.load(WEIGHTS_DIR)
+        return self._fpr
+
+    def _score_nodules(self, image: Image, nodules: tuple) -> tuple[tuple, float]:
+        """Each kept nodule's confidence becomes the reducer's calibrated probability (the heuristic score is kept
+        in ``features``). The kept set itself stays the rules' one (docs/parts/nodule_fpr.md says why)."""
+        from dataclasses import replace
+
+        model = self._fpr_model()
+        if model is None or not nodules:
+            return nodules, 0.0
+        t = time.perf_counter()
+        p = model.score(image, np.array([f.center_voxel for f in nodules], float))
+        out = tuple(replace(f, confidence=round(float(pi), 4), confidence_type="calibrated_probability",
+                            features={**f.features, "heuristic_confidence": f.confidence, "fpr_probability": float(pi),
+                                      "fpr_threshold": model.threshold})
+                    for f, pi in zip(nodules, p))
+        return out, time.perf_counter() - t
+
     def detect(self, image: Image) -> Detection:
         lungs, masses, result, (t1, t2, t3) = run_lung_lesions(image)
-        findings = tuple(masses.findings) + tuple(result.findings)
+        nodules, t4 = self._score_nodules(image, tuple(result.findings))
+        findings = tuple(masses.findings) + nodules
         return Detection(findings=findings, masks=dict(enumerate(masses.masks)), contours={"lungs": lungs.mask},
                          side_files={"candidates.json": jsonable(list(result.candidates)),
                                      "mass_candidates.json": jsonable(list(masses.candidates))},
                          notes=tuple(lungs.notes) + sensitivity_notes(image), display_window="lung",
-                         timings={"lung_segmentation": t1, "mass_detection": t2, "nodule_detection": t3})
+                         timings={"lung_segmentation": t1, "mass_detection": t2, "nodule_detection": t3,
+                                  "nodule_fpr": t4})
 
 
 class ClassifierDetector:

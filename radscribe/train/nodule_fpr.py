@@ -9,7 +9,7 @@ share of the stage-1 candidates. Cubes are stored as uint8 (0..255 over the HU r
 
 Training (``radscribe train-nodule-fpr``): balanced batches, flips on all three axes, 90-degree turns in the
 axial plane, intensity jitter; BCE; the epoch with the best validation AUC is kept; Platt scaling and the
-operating threshold (highest threshold that keeps validation sensitivity >= ``target_sensitivity``) are fitted
+operating threshold (the lowest with at most ``max_fp_per_scan`` false positives per validation scan) are fitted
 on the validation seeds, which never overlap the training seeds nor the evaluation seeds 0-19 of the benchmarks.
 """
 
@@ -87,6 +87,7 @@ def scan_samples(seed: int, *, n_nodules: int = 8, shape=(130, 512, 512), stage1
     return {"cubes": np.rint(cubes * 255).astype(np.uint8), "labels": np.concatenate(labels),
             "diameter_mm": np.concatenate(diam).astype(np.float32), "seed": np.full(len(centres_all), seed),
             "from_candidate": np.r_[np.ones(len(chosen), bool), np.zeros(len(centres_all) - len(chosen), bool)],
+            "stage2": np.r_[stage2[chosen], np.zeros(len(centres_all) - len(chosen), bool)],
             "hu_range": np.array(HU_RANGE)}
 
 
@@ -110,7 +111,7 @@ def cli_fpr_data(args: Any) -> int:
         part.with_suffix(".tmp.npz").replace(part)
     parts = [np.load(part_dir / f"seed{s}.npz") for s in seeds]
     merged = {k: np.concatenate([p[k] for p in parts]) for k in ("cubes", "labels", "diameter_mm", "seed",
-                                                                 "from_candidate")}
+                                                                 "from_candidate", "stage2")}
     merged["hu_range"] = parts[0]["hu_range"]
     tmp = out.with_suffix(".tmp.npz")
     np.savez(tmp, **merged)
@@ -153,7 +154,7 @@ def _load(path: Path) -> dict[str, np.ndarray]:
 
 
 def train_fpr(train_npz: Path, val_npz: Path, out: Path, *, epochs: int = 8, steps_per_epoch: int = 150,
-              batch: int = 32, lr: float = 1e-3, channels=(16, 32, 64), target_sensitivity: float = 0.95,
+              batch: int = 32, lr: float = 1e-3, channels=(16, 32, 64), max_fp_per_scan: float = 1.0,
               seed: int = 0, threads: int = 1) -> dict[str, Any]:
     """Train, select on val AUC, calibrate on val; writes OUT/model.safetensors + config.json + history.json."""
     import torch
@@ -210,13 +211,15 @@ def train_fpr(train_npz: Path, val_npz: Path, out: Path, *, epochs: int = 8, ste
     auc, state, lv = best
     a, b = fit_platt(lv, yv)
     p = 1.0 / (1.0 + np.exp(-(a * lv + b)))
-    # operating threshold: the highest one that keeps val sensitivity (over candidate positives) >= target
-    cand = va["from_candidate"]
-    pp = np.sort(p[cand & (yv == 1)])
-    thr = float(pp[int(np.floor((1 - target_sensitivity) * len(pp)))]) if len(pp) else 0.5
+    # operating threshold: the lowest one with <= max_fp_per_scan false positives per validation scan among the
+    # candidates that are scored at inference (those reaching stage 2); all of them are in the validation file
+    scored_neg = np.sort(p[va["from_candidate"] & va["stage2"] & (yv == 0)])[::-1]
+    n_scans = len(np.unique(va["seed"]))
+    k = int(max_fp_per_scan * n_scans)
+    thr = float(np.nextafter(scored_neg[k], 1.0)) if len(scored_neg) > k else 0.0
     cfg = {"name": NAME, "arch": "monai.networks.nets.Classifier", "channels": list(channels), "cube": CUBE,
            "scales_mm": list(SCALES_MM), "hu_range": list(HU_RANGE), "platt": [a, b], "threshold": thr,
-           "target_sensitivity": target_sensitivity, "val_auc": auc,
+           "threshold_rule": f"lowest with <= {max_fp_per_scan} false positives per validation scan", "val_auc": auc,
            "train_seeds": sorted(int(s) for s in np.unique(tr["seed"])),
            "val_seeds": sorted(int(s) for s in np.unique(va["seed"])),
            "n_train": int(len(yt)), "n_train_pos": int(len(pos)), "epochs": epochs, "steps_per_epoch": steps_per_epoch,

@@ -72,6 +72,7 @@ def test_tiny_training_run_writes_a_loadable_calibrated_model(tmp_path):
             labels.append(1 - k % 2)
         return {"cubes": np.stack(cubes), "labels": np.array(labels, np.uint8),
                 "diameter_mm": np.zeros(n, np.float32), "seed": np.full(n, seed0), "from_candidate": np.ones(n, bool),
+                "stage2": np.ones(n, bool),
                 "hu_range": np.array([-1000.0, 400.0])}
 
     np.savez(tmp_path / "tr.npz", **make(8, 1))
