@@ -147,8 +147,9 @@ def texture_class_weights(cls: np.ndarray) -> torch.Tensor:
 
 
 def train_fold(cfg: N3RunConfig, fold: int, data, folds: np.ndarray, hu_mapping, fold_dir: Path,
-               progress: bool = True) -> dict:
-    """Train one fold (resuming from ``fold_dir/last_state.pt``); returns its held-out metrics."""
+               progress: bool = True, stop_after_epochs: int | None = None) -> dict:
+    """Train one fold (resuming from ``fold_dir/last_state.pt``); returns its held-out metrics, or
+    ``{"stopped_at": epoch}`` when ``stop_after_epochs`` ended this call early (continue by calling again)."""
     from safetensors.torch import load_file
     from tqdm import tqdm
 
@@ -222,6 +223,8 @@ def train_fold(cfg: N3RunConfig, fold: int, data, folds: np.ndarray, hu_mapping,
             print(f"fold {fold} epoch {epoch}: loss {row['train_total']:.4f} (seg {row['train_seg']:.4f}) "
                   f"held-out Dice {row.get('heldout_dice', float('nan')):.4f} | {row['epoch_seconds']:.0f} s",
                   file=sys.stderr, flush=True)
+        if stop_after_epochs is not None and epoch - start + 1 >= stop_after_epochs and epoch < tc.epochs:
+            return {"stopped_at": epoch}
     t_ev = time.time()
     pr = predict_cubes(model, x[ho], tta=True)
     preds = fold_predictions(data, ho, pr)
