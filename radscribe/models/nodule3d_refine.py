@@ -7,7 +7,9 @@ with the estimated mapping (also in config.json). The nodule probability is samp
 own grid (a ROI around the centre), thresholded at 0.5 and reduced to the component at the centre; sizes
 are measured there with the image's spacing and HU (:func:`radscribe.findings.measure.measure_nodule`).
 
-Texture uses the knowledge module's density words; the LIDC ratings are expected values (1-5). The margin
+Texture uses the knowledge module's density words; the LIDC ratings are expected values (1-5). Where the
+weights carry a second stage (:mod:`radscribe.models.nodule3d_stage2`), texture and P(malignancy >= 3) come
+from it. The margin
 word (knowledge ``margin`` values) is derived from them: spiculated when the expected spiculation is >= 3,
 else lobulated when the expected lobulation is >= 3, else ill-defined when the expected margin rating
 (1 poorly defined .. 5 sharp) is <= 2, else smooth.
@@ -128,10 +130,18 @@ def refine_nodule(image: Image, center_voxel, model: Nodule3DModel | None = None
     hu_roi = np.asarray(image.array, np.float32)[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
     meas = measure_nodule(mask, tuple(float(s) for s in sp), hu_roi, solid_hu=RULES["solid_hu"]) if mask.any() else None
     tp = pr["texture_prob"][0]
-    texture = TEXTURE_CLASSES[int(np.argmax(tp))]
     exp = expected_rating(pr["ordinal"][0])
-    ratings = {k: float(exp[i]) for i, k in enumerate(ORDINAL_RATINGS)}
     p_malig = float(prob_at_least(pr["ordinal"][0, ORDINAL_RATINGS.index("malignancy")], 3))
+    stage2 = mdl.config.get("stage2")
+    if stage2:  # texture and malignancy from the mask's HU and size (cube clipped to the training window)
+        from radscribe.models.nodule3d_stage2 import apply_stage2, cube_features
+
+        hu_clip = mdl.hu.to_hu(mdl.hu.to_intensity(hu_cube))
+        X = cube_features(hu_clip, pr["mask"][0], tp, exp, mdl.spacing_mm)[None]
+        tps, pms = apply_stage2(stage2, X)
+        tp, p_malig = tps[0], float(pms[0])
+    texture = TEXTURE_CLASSES[int(np.argmax(tp))]
+    ratings = {k: float(exp[i]) for i, k in enumerate(ORDINAL_RATINGS)}
     solid = meas.solid_long_axis_mm if (meas is not None and texture == "part_solid") else None
     return NoduleRefinement(mask, tuple(int(v) for v in lo), image.shape, meas, texture,
                             {k: float(v) for k, v in zip(TEXTURE_CLASSES, tp)}, ratings, p_malig,

@@ -15,6 +15,9 @@ density class of :data:`radscribe.models.nodule_candidates.RULES`) on each cube 
 estimated mapping, at the assumed voxel size, started at the cube centre with the candidate scale a
 stage-1 detector would report for the nodule's size (equivalent-sphere radius / sqrt 3 of the true mask);
 calcified counts as solid, no region as ground glass.
+
+The second stage (:func:`fit_stage2`) is a logistic regression per fold on the network's mask's HU and size
+features (:mod:`radscribe.models.nodule3d_stage2`), fit on the fold's training cubes only.
 """
 
 from __future__ import annotations
@@ -138,6 +141,47 @@ def hu_rule_baseline(data, folds: np.ndarray, hu_mapping, progress: bool = True)
     return {"rows": rows, "per_fold": per_fold}
 
 
+def fit_stage2(fold_dir: Path, data, folds: np.ndarray, hu_mapping) -> dict[str, Any]:
+    """Fit the second stage (:mod:`radscribe.models.nodule3d_stage2`) of one trained fold on its training
+    cubes, score it on the held-out ones, and store it in ``stage2.json`` and the fold's ``config.json``."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+    from sklearn.preprocessing import StandardScaler
+
+    from radscribe.data.lidc import ASSUMED_SPACING_MM, ORDINAL_RATINGS
+    from radscribe.models.nodule3d import expected_rating, load_nodule3d, predict_cubes
+    from radscribe.models.nodule3d_stage2 import FEATURES, apply_stage2, cube_features, serialise_lr
+
+    fold = int(json.loads((fold_dir / "metrics.json").read_text())["fold"])
+    mdl = load_nodule3d(fold_dir)
+    pr = predict_cubes(mdl.net, data.volumes.astype(np.float32) / 255.0, tta=True)
+    exp = expected_rating(pr["ordinal"])
+    X = np.stack([cube_features(hu_mapping.to_hu(data.volumes[i]), pr["mask"][i], pr["texture_prob"][i], exp[i],
+                                ASSUMED_SPACING_MM) for i in range(len(data))])
+    tr, ho = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+    stage2: dict[str, Any] = {"features": list(FEATURES)}
+    malig = (data.ratings["malignancy"] >= 3).astype(int)
+    for name, y in (("texture", data.texture_class), ("malignancy", malig)):
+        sc = StandardScaler().fit(X[tr])
+        lr = LogisticRegression(C=0.5, class_weight="balanced", max_iter=2000).fit(sc.transform(X[tr]), y[tr])
+        stage2[name] = serialise_lr(sc, lr)
+    tp, pm = apply_stage2(stage2, X[ho])
+    t_true, m_true = data.texture_class[ho], malig[ho]
+    metrics = {"fold": fold, "texture_macro_f1": float(f1_score(t_true, tp.argmax(1), labels=[0, 1, 2], average="macro",
+                                                                  zero_division=0)),
+               "texture_accuracy": float(accuracy_score(t_true, tp.argmax(1))),
+               "malignancy_auc": float(roc_auc_score(m_true, pm)) if 0 < m_true.sum() < len(m_true) else math.nan,
+               "n_train": int(len(tr)), "n_heldout": int(len(ho))}
+    preds = [{"name": data.names[i], "texture_prob": tp[j].tolist(), "p_malignancy_ge3": float(pm[j])}
+             for j, i in enumerate(ho)]
+    (fold_dir / "stage2.json").write_text(json.dumps({"stage2": stage2, "metrics": metrics, "predictions": preds,
+                                                      "ratings_order": list(ORDINAL_RATINGS)}, indent=1))
+    cfg = json.loads((fold_dir / "config.json").read_text())
+    cfg["stage2"] = stage2
+    (fold_dir / "config.json").write_text(json.dumps(cfg, indent=1))
+    return metrics
+
+
 def _mean_std(v: list[float]) -> dict[str, Any]:
     a = np.array(v, float)
     return {"mean": float(np.nanmean(a)), "std": float(np.nanstd(a)), "per_fold": a.tolist()}
@@ -161,6 +205,11 @@ def cli_evaluate_nodule3d(args: Any) -> int:
     else:
         base = hu_rule_baseline(data, folds, hu)
         base_file.write_text(json.dumps(base, indent=1))
+    s2 = []
+    for m in ms:
+        f2 = run_dir / f"fold{m['fold']}" / "stage2.json"
+        s2.append(json.loads(f2.read_text())["metrics"] if f2.is_file()
+                  else fit_stage2(run_dir / f"fold{m['fold']}", data, folds, hu))
     done = [m["fold"] for m in ms]
     bf = [b for b in base["per_fold"] if b["fold"] in done]
     out: dict[str, Any] = {"folds_done": done, "hu_mapping": hu.to_dict(), "network": {}, "hu_rule": {},
@@ -169,13 +218,12 @@ def cli_evaluate_nodule3d(args: Any) -> int:
         out["network"][k] = _mean_std([m[k] for m in ms])
     for k in ("texture_macro_f1", "dice_mean"):
         out["hu_rule"][k] = _mean_std([b[k] for b in bf])
+    out["stage2"] = {k: _mean_std([m[k] for m in s2]) for k in ("texture_macro_f1", "texture_accuracy", "malignancy_auc")}
     (run_dir / "cv_summary.json").write_text(json.dumps(out, indent=1))
     print(f"{len(done)} fold(s) {done} in {run_dir} ({time.time() - t0:.0f} s)")
-    print("| measure | network (mean +- std) | HU rule |")
-    print("|---|---|---|")
+    print("| measure | network heads (mean +- std) | network + stage 2 | HU rule |")
+    print("|---|---|---|---|")
+    fmt = lambda d: f"{d['mean']:.3f} +- {d['std']:.3f}" if d else "-"  # noqa: E731
     for k in METRICS:
-        v = out["network"][k]
-        b = out["hu_rule"].get(k)
-        bs = f"{b['mean']:.3f} +- {b['std']:.3f}" if b else "-"
-        print(f"| {k} | {v['mean']:.3f} +- {v['std']:.3f} | {bs} |")
+        print(f"| {k} | {fmt(out['network'][k])} | {fmt(out['stage2'].get(k))} | {fmt(out['hu_rule'].get(k))} |")
     return 0

@@ -105,3 +105,20 @@ def test_cli_bad_fold_and_config(tmp_path):
     good.write_text("name: x\ntrain: {epochs: 1}\n")
     assert main(["train-nodule3d", str(good), "--fold", "7", "--out", str(tmp_path / "run")]) == 2
     assert main(["evaluate-nodule3d", str(tmp_path / "nothing")]) == 2
+
+
+def test_stage2_fits_on_training_cubes_and_is_stored(tmp_path):
+    from radscribe.models.nodule3d import load_nodule3d
+    from radscribe.models.nodule3d_stage2 import FEATURES
+    from radscribe.train.nodule3d_eval import fit_stage2
+
+    data = _synthetic_data()
+    folds = np.array([0, 1, 0, 1, 1, 1, 1, 1])
+    train_fold(_cfg(1), 0, data, folds, HU, tmp_path / "f0", progress=False)
+    m = fit_stage2(tmp_path / "f0", data, folds, HU)
+    assert m["n_train"] == 6 and m["n_heldout"] == 2 and 0.0 <= m["texture_accuracy"] <= 1.0
+    s2 = json.loads((tmp_path / "f0" / "stage2.json").read_text())
+    assert len(s2["stage2"]["texture"]["mean"]) == len(FEATURES)
+    mdl = load_nodule3d(tmp_path / "f0")
+    assert mdl.config["stage2"]["malignancy"]["classes"] == [0, 1]
+    assert all(0.0 <= p["p_malignancy_ge3"] <= 1.0 for p in s2["predictions"])
