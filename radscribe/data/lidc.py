@@ -158,3 +158,27 @@ def make_folds(cases: tuple[str, ...] | list[str], texture_cls: np.ndarray, n_fo
     for k, (_, te) in enumerate(sgkf.split(np.zeros(len(cases)), np.asarray(texture_cls), np.asarray(cases))):
         folds[te] = k
     return folds
+
+
+def mapping_checks(data: LidcData, m: HUMapping) -> dict[str, object]:
+    """Independent checks of a mapping (docs/parts/lidc.md): the window it implies, the histogram's local
+    maxima in HU (a fat peak should appear near -100 HU), the interior HU of each texture class (mask eroded by
+    one voxel; ground glass is typically -500..-700 HU) and the low tail of each cube."""
+    from scipy import ndimage as ndi
+    from scipy.signal import find_peaks
+
+    h = ndi.gaussian_filter1d(np.bincount(data.volumes.ravel(), minlength=256).astype(float), 1.0)
+    peaks, _ = find_peaks(h, prominence=500)
+    out: dict[str, object] = {"window_hu": m.window_hu,
+                              "histogram_maxima": [(int(p), round(float(m.to_hu(p)))) for p in peaks]}
+    for c, name in enumerate(TEXTURE_CLASSES):
+        med = []
+        for i in np.flatnonzero(data.texture_class == c):
+            core = ndi.binary_erosion(data.masks[i])
+            if core.sum() > 20:
+                med.append(float(np.median(m.to_hu(data.volumes[i][core]))))
+        out[f"{name}_interior_hu"] = {"n": len(med), "median": round(float(np.median(med))),
+                                      "iqr": [round(float(q)) for q in np.percentile(med, [25, 75])]}
+    out["p0.1_hu_median_cube"] = round(float(m.to_hu(np.median([np.percentile(v, 0.1) for v in data.volumes]))))
+    out["fraction_at_255"] = float((data.volumes == 255).mean())
+    return out
