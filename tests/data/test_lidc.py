@@ -71,5 +71,8 @@ def test_real_cubes_load_in_zyx_and_map_to_a_lung_window():
     hu = estimate_hu_mapping(d.volumes)
     lo, hi = hu.window_hu
     assert -1250 < lo < -1150 and 350 < hi < 450
+    chk = mapping_checks(d, hu)
+    assert any(-150 < h < -50 for _, h in chk["histogram_maxima"])  # the fat peak, not used in the fit
+    assert -700 < chk["ground_glass_interior_hu"]["median"] < -500
     folds = make_folds(d.cases, d.texture_class)
     assert np.bincount(folds).min() >= 24
