@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from radscribe.data.lidc import (
-    HUMapping, case_of, estimate_hu_mapping, load_lidc, make_folds, texture_class,
+    HUMapping, case_of, estimate_hu_mapping, load_lidc, make_folds, mapping_checks, texture_class,
 )
 from radscribe.data.paths import shared_data_dir
 from radscribe.errors import RadscribeInputError
