@@ -57,7 +57,8 @@ def fold_predictions(data, idx: np.ndarray, pr: dict[str, np.ndarray]) -> list[d
     for j, i in enumerate(idx):
         out.append({"name": data.names[i], "case": data.cases[i], "dice": float(dice[j]),
                     "voxels_true": int(data.masks[i].sum()), "voxels_pred": int(pr["mask"][j].sum()),
-                    "texture_true": int(data.texture_class[i]), "texture_prob": [float(v) for v in pr["texture_prob"][j]],
+                    "texture_true": int(data.texture_class[i]),
+                    "texture_prob": [float(v) for v in pr["texture_prob"][j]],
                     "ratings_true": {k: float(data.ratings[k][i]) for k in ORDINAL_RATINGS},
                     "ratings_pred": {k: float(exp[j, n]) for n, k in enumerate(ORDINAL_RATINGS)},
                     "p_malignancy_ge3": float(p3[j])})
@@ -135,9 +136,9 @@ def hu_rule_baseline(data, folds: np.ndarray, hu_mapping, progress: bool = True)
     per_fold = []
     for k in sorted(set(int(f) for f in folds)):
         r = [x for x in rows if x["fold"] == k]
-        per_fold.append({"fold": k, "texture_macro_f1": float(f1_score([x["texture_true"] for x in r], [x["class"] for x in r],
-                                                                        labels=[0, 1, 2], average="macro", zero_division=0)),
-                         "dice_mean": float(np.mean([x["dice"] for x in r]))})
+        f1 = f1_score([x["texture_true"] for x in r], [x["class"] for x in r], labels=[0, 1, 2], average="macro",
+                      zero_division=0)
+        per_fold.append({"fold": k, "texture_macro_f1": float(f1), "dice_mean": float(np.mean([x["dice"] for x in r]))})
     return {"rows": rows, "per_fold": per_fold}
 
 
@@ -218,7 +219,8 @@ def cli_evaluate_nodule3d(args: Any) -> int:
         out["network"][k] = _mean_std([m[k] for m in ms])
     for k in ("texture_macro_f1", "dice_mean"):
         out["hu_rule"][k] = _mean_std([b[k] for b in bf])
-    out["stage2"] = {k: _mean_std([m[k] for m in s2]) for k in ("texture_macro_f1", "texture_accuracy", "malignancy_auc")}
+    out["stage2"] = {k: _mean_std([m[k] for m in s2])
+                     for k in ("texture_macro_f1", "texture_accuracy", "malignancy_auc")}
     (run_dir / "cv_summary.json").write_text(json.dumps(out, indent=1))
     print(f"{len(done)} fold(s) {done} in {run_dir} ({time.time() - t0:.0f} s)")
     print("| measure | network heads (mean +- std) | network + stage 2 | HU rule |")
