@@ -48,6 +48,8 @@ COMMANDS = {
     "watch-orthanc": "radscribe.serve.watch:cli_watch_orthanc",
     "nodule-fpr-data": "radscribe.train.nodule_fpr:cli_fpr_data",
     "train-nodule-fpr": "radscribe.train.nodule_fpr:cli_train_fpr",
+    "train-nodule3d": "radscribe.train.nodule3d:cli_train_nodule3d",
+    "evaluate-nodule3d": "radscribe.train.nodule3d_eval:cli_evaluate_nodule3d",
 }
 
 SHARED_DATA = shared_data_dir()
@@ -309,6 +311,15 @@ def _add_research_commands(sub) -> None:
     lo.add_argument("--model", default="mri-brain-tumor")
     lo.add_argument("--threshold", type=float, default=0.5, help="heatmap fraction of its maximum for the box")
     lo.add_argument("--json", type=Path, help="write the scores (with every image) to this JSON file")
+
+    n3 = sub.add_parser("train-nodule3d", help="one fold of the LIDC 3D nodule segmentation + characterisation CV")
+    n3.add_argument("config", type=Path)
+    n3.add_argument("--fold", type=int, required=True, help="fold 0..4 (grouped by case, stratified by texture)")
+    n3.add_argument("--out", type=Path, help="run folder (default: runs/<name>)")
+    n3.add_argument("--resume", action="store_true", help="continue the fold from its last epoch")
+    n3.add_argument("--overwrite", action="store_true")
+    e3 = sub.add_parser("evaluate-nodule3d", help="5-fold LIDC nodule figures of a train-nodule3d run vs the HU rule")
+    e3.add_argument("run_dir", type=Path)
 
     rc = sub.add_parser("recalibrate", help="refit a registered model's temperature on its validation split")
     rc.add_argument("--model", required=True)
