@@ -7,8 +7,8 @@ committed weights (or ``--weights DIR``), once per test-time group in ``--tta`` 
 
 * ``native``: the npz arrays as they are (the order the model was trained in);
 * each of the 6 axis orders (no flip), and all 48 orders x flips (mean / min / max ACC and AUC);
-  for a group that already averages over the orders (``cube``) only the plain-NIfTI order (2, 1, 0)
-  is scored, with the largest probability change against ``native``;
+  for a group that already averages over them (``cube``), or with ``--orientations plain``, only the
+  plain-NIfTI order (2, 1, 0) is scored, with the largest probability change against ``native``;
 * ``--nifti``: every volume written as ``nibabel.Nifti1Image(volume, numpy.eye(4))`` and read back
   through ``load_study`` + ``LoadedModel.preprocess`` (what ``radscribe predict`` does), which
   reverses the axes: radscribe reads NIfTI voxel (i, j, k) into array (z, y, x) = (k, j, i).
@@ -68,6 +68,8 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", type=Path, help="weights folder (default: the committed ct-adrenal3d)")
     ap.add_argument("--tta", default="none,flips,cube", help="comma-separated CNN3D.tta groups to score")
     ap.add_argument("--nifti", action="store_true", help="also score through real NIfTI files (plain save)")
+    ap.add_argument("--orientations", default="all", choices=("all", "plain"),
+                    help="all: the 6 axis orders and all 48 orders x flips; plain: only order (2, 1, 0)")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -93,7 +95,7 @@ def main(argv=None) -> int:
         native = _logits(module, x)
         r: dict = {"native": _metrics(native, y)}
         p_native = torch.softmax(torch.from_numpy(native), 1).numpy()
-        if mode == "cube":
+        if mode == "cube" or a.orientations == "plain":
             plain = _logits(module, x, ((2, 1, 0), ()))
             r["order_2_1_0"] = _metrics(plain, y)
             r["max_abs_prob_change_vs_native"] = float(np.abs(torch.softmax(torch.from_numpy(plain), 1).numpy()
