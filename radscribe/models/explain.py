@@ -88,10 +88,11 @@ class CamSession:
                 x = x.detach().clone().float()
                 if hasattr(loaded, "as_input"):
                     x = loaded.as_input(x)
-                if any(p.requires_grad for p in module.parameters()):
-                    x.requires_grad_(True)
+                # No input gradient is needed: activations that depend on trainable weights carry a graph
+                # already, and for a frozen module the hook makes the first CAM layer the leaf.
                 was_training = module.training
-                module.eval()
+                if was_training:
+                    module.eval()
                 self._logits = module(x)
                 if was_training:
                     module.train()
@@ -102,6 +103,7 @@ class CamSession:
         if missing:
             raise ValueError(f"layer(s) {missing} were not used in the forward pass")
         self._acti = [store[n] for n in self.layers]
+        self._module = module
         self.logits = self._logits.detach()
 
     @staticmethod
@@ -122,12 +124,15 @@ class CamSession:
             score = self._logits[0, int(class_index)]
             grads = torch.autograd.grad(score, self._acti, retain_graph=True)
         mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[len(self.input_shape)]
+        merge = getattr(self._module, "merge_cam", None)
         fused = None
         with torch.no_grad():
             for acti, grad in zip(self._acti, grads):
                 spatial = tuple(range(2, acti.dim()))
                 weights = grad.mean(dim=spatial, keepdim=True)
                 m = F.relu((weights * acti).sum(dim=1, keepdim=True))
+                if m.shape[0] > 1 and merge is not None:  # test-time copies -> one map in the input's frame
+                    m = merge(m)
                 m = F.interpolate(m, size=self.input_shape, mode=mode, align_corners=False)[0, 0]
                 peak = float(m.max())
                 m = m / peak if peak > 0 else torch.zeros_like(m)

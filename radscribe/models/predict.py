@@ -7,6 +7,10 @@ a 2D model, a 2D image for a 3D model, content that the domain classifier does n
 skipped with one ``warning: <path>: <reason>`` line on stderr. The CSV has one row per classified
 image - ``path,label,p_<label>...`` in the registry's label order - and is written atomically.
 Exit 0 when at least one image was classified; otherwise ``error:`` and exit 2.
+
+Volumes are (z, y, x) arrays as :mod:`radscribe.io.volume` reads them (NIfTI voxel (i, j, k) -> (k, j, i)).
+ct-adrenal3d does not depend on that order: it averages its logits over the 6 axis orders
+(``CNN3D.tta``), having been trained on all 48 orders x flips (``augment: 3d-cube``).
 """
 
 from __future__ import annotations

@@ -9,7 +9,10 @@ which is what keeps augmentation cheap on a 2-core CPU; 3D uses MONAI's RandFlip
   contrast +-20 %) and a random gamma 0.7-1.4 (log-uniform).
 * ``mri``: left-right flip, rotation +-15 deg, scale 0.9-1.1, shift +-6 %, brightness/contrast.
 * ``ct``: rotation +-8 deg, scale 0.92-1.08, shift +-5 %, mild brightness/contrast.
-* ``3d``: flips on every axis and 90-degree rotations.
+* ``3d``: flips on every axis and 90-degree rotations in the (H, W) plane (the axis order is kept).
+* ``3d-cube``: one of the 48 symmetries of the cube per sample (every axis order times every flip,
+  uniformly), so the model does not learn which stored axis is which: a crop saved with its axes
+  in another order reads the same (ct-adrenal3d, issue 13 item 9).
 """
 
 from __future__ import annotations
@@ -72,6 +75,15 @@ def augment_3d(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return torch.stack([torch.as_tensor(tf(v)).contiguous() for v in x]).float()
 
 
+def augment_3d_cube(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """A uniformly random symmetry of the cube (axis permutation + flips) per sample of (B, 1, S, S, S)."""
+    from radscribe.models.classifier import SYMMETRIES, apply_symmetry
+
+    group = SYMMETRIES["cube"]
+    pick = torch.randint(0, len(group), (x.shape[0],), generator=g).tolist()
+    return torch.stack([apply_symmetry(v, group[k]) for v, k in zip(x, pick)]).contiguous()
+
+
 def to_network_2d(x: torch.Tensor) -> torch.Tensor:
     """(B, 1, S, S) 0..1 -> (B, 3, S, S) ImageNet-normalised (same as ``prepare_2d``)."""
     mean = torch.as_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
@@ -83,7 +95,9 @@ def make_batch_transform(kind: str, dims: int):
     """(x, generator, train: bool) -> network input, for one data config's ``augment`` kind."""
     def transform(x: torch.Tensor, g: torch.Generator, train: bool) -> torch.Tensor:
         if dims == 3:
-            return augment_3d(x, g) if (train and kind == "3d") else x
+            if train and kind == "3d":
+                return augment_3d(x, g)
+            return augment_3d_cube(x, g) if (train and kind == "3d-cube") else x
         if train and kind in _AFFINE:
             x = augment_2d(x, kind, g)
         return to_network_2d(x)

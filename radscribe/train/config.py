@@ -26,7 +26,7 @@ class DataConfig(BaseModel):
     input_size: int = Field(ge=16, le=512)
     #: Fraction of each class of the training folder held out for validation (folder format only).
     val_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
-    augment: Literal["none", "cxr", "cxr-gamma", "mri", "ct", "3d"] = "none"
+    augment: Literal["none", "cxr", "cxr-gamma", "mri", "ct", "3d", "3d-cube"] = "none"
     #: Folder format: drop training files byte-identical to a test file or repeated within training.
     dedupe: bool = True
     #: How val is carved from the training folder: "random" (stratified by class), "block" (one
