@@ -56,6 +56,24 @@ def test_findings_match_the_phantom_truth(analysed):
     assert len(found) <= len(truth["nodules"]) + 1
 
 
+def test_learned_stage_keeps_both_nodules_with_a_calibrated_confidence(analysed):
+    """The false-positive reducer (shipped weights) scores both true nodules above its operating threshold, and
+    their confidence is its calibrated probability."""
+    from radscribe.models.nodule_fpr import WEIGHTS_DIR
+
+    if not (WEIGHTS_DIR / "config.json").is_file():
+        pytest.skip("the lung-nodule-fpr weights are not installed")
+    out, truth = analysed
+    doc = json.loads((out / "findings.json").read_text())
+    found = [f for f in doc["findings"] if f["present"] and f["kind"] == "nodule"]
+    for t in truth["nodules"]:
+        c = np.array(t["center_patient"])
+        f = min(found, key=lambda f: np.linalg.norm(np.array(f["center_patient"]) - c))
+        assert f["confidence_type"] == "calibrated_probability"
+        assert f["features"]["fpr_probability"] >= f["features"]["fpr_threshold"], f["features"]
+        assert f["confidence"] == pytest.approx(f["features"]["fpr_probability"], abs=1e-4)
+
+
 def test_report_overlays_fhir_and_sr(analysed):
     out, truth = analysed
     report = (out / "report.md").read_text()

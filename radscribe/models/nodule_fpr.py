@@ -95,7 +95,6 @@ class FPRModel:
 
     @classmethod
     def load(cls, weights_dir: Path | None = None) -> "FPRModel":
-        import torch
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
@@ -111,8 +110,7 @@ class FPRModel:
         except (ValueError, KeyError, TypeError, RuntimeError, OSError, SafetensorError) as exc:
             msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
             raise RadscribeInputError(f"{NAME}: weights in {d} are corrupt or do not match config.json ({msg})") from None
-        net.eval()
-        torch.set_grad_enabled(False)
+        net.eval()  # no global grad switch: logits() runs under inference_mode
         return cls(net=net, platt_a=float(cfg["platt"][0]), platt_b=float(cfg["platt"][1]),
                    threshold=float(cfg["threshold"]), config=cfg)
 
