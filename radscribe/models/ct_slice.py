@@ -2,8 +2,8 @@
 
 EfficientNet-Lite0 (ImageNet init) with a sigmoid head, one output per label of
 ``weights/ct-chest-slice/calibration.json`` (COVID-19 and the finding kinds the report labeler reads
-off COV-CTR reports). Per label ``k`` the calibrated probability is ``sigmoid(z_k / T_k)`` with the
-temperature ``T_k`` fitted on val; ``threshold_k`` (chosen on val, max F1) makes a finding present.
+off COV-CTR reports). Per label ``k`` the calibrated probability is ``sigmoid(z_k / T_k + b_k)``
+fitted on val (temperature scaling, b = 0, or Platt scaling where it cross-validated better); ``threshold_k`` (chosen on val, max F1) makes a finding present.
 
 * present (p >= threshold): one Finding (confidence_type ``calibrated_probability``) with a Grad-CAM
   heatmap and box, and the heatmap's side as an *attention* attribute (never the finding's side, as
@@ -89,7 +89,7 @@ class CtChestSliceDetector:
         probs = loaded.calibrated(session.logits.double().numpy())[0]
         t2 = time.perf_counter()
         feats = {f"p_{lbl}": float(p) for lbl, p in zip(LABELS, probs)}
-        evidence = "multi-label chest CT slice classifier ct-chest-slice (per-label temperature, val-chosen threshold)"
+        evidence = "multi-label chest CT slice classifier ct-chest-slice (per-label calibration and threshold from val)"
         oriented = image.source_format.lower() in ("dicom", "nifti", "metaimage", "nrrd") and image.spacing_known
         findings: list[Finding] = []
         heatmaps: dict[int, np.ndarray] = {}

@@ -4,8 +4,9 @@ Weights folder (``radscribe/models/weights/ct-chest-slice/``):
 
 * ``model.safetensors`` - the fine-tuned network (EMA weights of the selected epoch);
 * ``config.yaml`` - the training config, the labels kept and the exact command;
-* ``calibration.json`` - per label (head order): ``temperature`` (fitted on val), ``threshold``
-  (on the calibrated probability, max F1 on val), and the val ECE before/after;
+* ``calibration.json`` - per label (head order): ``temperature`` and ``bias`` (p = sigmoid(z / T + b),
+  fitted on val: temperature scaling or Platt), ``threshold`` (on the calibrated probability, max F1
+  on val), and the val ECE before/after;
 * ``metrics.json`` - test-split figures of the exported model.
 
 Training lives in :mod:`radscribe.train.ct_slice`.
@@ -59,13 +60,14 @@ class LoadedMultiLabel:
     the softmax classifiers; :class:`radscribe.models.explain.CamSession` accepts it)."""
 
     def __init__(self, spec: ModelSpec, module: torch.nn.Module, config: dict, temperatures: np.ndarray,
-                 thresholds: np.ndarray):
+                 thresholds: np.ndarray, biases: np.ndarray | None = None):
         self.spec = spec
         self.memory_format = torch.channels_last
         self.module = module.eval().requires_grad_(False).to(memory_format=self.memory_format)
         self.config = config
         self.temperatures = np.asarray(temperatures, dtype=np.float64)
         self.thresholds = np.asarray(thresholds, dtype=np.float64)
+        self.biases = np.zeros(len(self.temperatures)) if biases is None else np.asarray(biases, dtype=np.float64)
         self.target_layer = "features"
 
     @property
@@ -82,8 +84,8 @@ class LoadedMultiLabel:
         return torch.from_numpy(prepare_2d(slice_array(image), self.spec.input_size))
 
     def calibrated(self, logits: np.ndarray) -> np.ndarray:
-        """sigmoid(logits / T) per label, (B, L)."""
-        z = np.asarray(logits, dtype=np.float64) / self.temperatures
+        """sigmoid(logits / T + bias) per label, (B, L) (bias 0: temperature scaling; else Platt)."""
+        z = np.asarray(logits, dtype=np.float64) / self.temperatures + self.biases
         return 1.0 / (1.0 + np.exp(-z))
 
     def predict_proba(self, batch: torch.Tensor) -> np.ndarray:
@@ -108,6 +110,7 @@ def load_multilabel(spec: ModelSpec, weights_dir: Path | None = None) -> LoadedM
         labels = tuple(cal["labels"])
         temps = np.array([cal["per_label"][lbl]["temperature"] for lbl in labels], dtype=np.float64)
         thr = np.array([cal["per_label"][lbl]["threshold"] for lbl in labels], dtype=np.float64)
+        bias = np.array([cal["per_label"][lbl].get("bias", 0.0) for lbl in labels], dtype=np.float64)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{calfile} is not a per-label calibration file: {exc}") from exc
     if labels != spec.labels or tuple(config.get("kept_labels") or ()) != spec.labels:
@@ -124,4 +127,4 @@ def load_multilabel(spec: ModelSpec, weights_dir: Path | None = None) -> LoadedM
         module.load_state_dict(load_file(str(wfile)), strict=True)
     except (RuntimeError, OSError) as exc:
         raise ConfigError(f"weights {wfile} do not match config {cfile}: {str(exc).splitlines()[0]}") from exc
-    return LoadedMultiLabel(spec, module, config, temps, thr)
+    return LoadedMultiLabel(spec, module, config, temps, thr, bias)

@@ -2,7 +2,8 @@
 
 One run (the generic :func:`radscribe.train.loop.fit`: AdamW, warm-up + cosine, EMA, checkpoints,
 resume, early stop on val), then on the selected (EMA) checkpoint: one temperature per label fitted
-on val, one threshold per label chosen on val (max F1 of the calibrated probability), and the test
+on val (or Platt scaling where it cross-validates better within val), one threshold per label chosen
+on val (max F1 of the calibrated probability), and the test
 split scored once (per-label AUC / F1 / prevalence, COVID accuracy, ECE before and after).
 
 Labels: the config's ``labels`` are candidates; those with fewer than ``data.min_positives`` training
@@ -38,7 +39,7 @@ from radscribe.train.augment import make_batch_transform
 from radscribe.train.config import TrainConfig, read_yaml, validate_config
 from radscribe.train.loop import fit, load_weights, predict_logits
 from radscribe.train.multilabel import (
-    choose_thresholds, fit_label_temperatures, label_report, multilabel_metrics, sigmoid,
+    choose_calibration, choose_thresholds, label_report, multilabel_metrics, sigmoid,
 )
 
 
@@ -106,34 +107,41 @@ def build_network(cfg: CtSliceConfig, labels: tuple[str, ...], train_targets: np
 
 
 def calibration_file(labels: tuple[str, ...], val_logits: np.ndarray, val_y: np.ndarray) -> dict:
-    """What ``calibration.json`` holds: per label the val-fitted temperature and threshold, val ECE."""
-    temps = fit_label_temperatures(val_logits, val_y)
-    thr = choose_thresholds(sigmoid(val_logits / temps), val_y)
-    rep = label_report(val_logits, val_y, labels, temps, thr)
+    """What ``calibration.json`` holds: per label p = sigmoid(z / temperature + bias), the method
+    (temperature scaling or Platt, by 6-fold CV NLL within val), the val threshold and val ECE."""
+    per = [choose_calibration(val_logits[:, j], val_y[:, j]) for j in range(len(labels))]
+    temps = np.array([1.0 / c["scale"] for c in per])
+    biases = np.array([c["bias"] for c in per])
+    thr = choose_thresholds(sigmoid(val_logits / temps + biases), val_y)
+    rep = label_report(val_logits, val_y, labels, temps, thr, biases)
     return {"labels": list(labels), "split": "val", "n": int(len(val_y)), "n_bins": 15,
-            "per_label": {lbl: {"temperature": round(float(temps[j]), 6), "threshold": float(thr[j]),
+            "per_label": {lbl: {"method": per[j]["method"], "temperature": round(float(temps[j]), 6),
+                                "bias": round(float(biases[j]), 6), "threshold": float(thr[j]),
+                                "cv_nll": per[j]["cv_nll"],
                                 "ece_before": round(rep[lbl]["ece_raw"], 6),
                                 "ece_after": round(rep[lbl]["ece_calibrated"], 6),
                                 "val_f1": round(rep[lbl]["f1"], 4), "val_auc": round(rep[lbl]["auc"], 4)}
                           for j, lbl in enumerate(labels)},
-            "method": "per-label temperature scaling (val NLL) of sigmoid logits; threshold = max val F1 of "
-                      "the calibrated probability (grid 0.05..0.95, ties nearest 0.5)"}
+            "method": "p = sigmoid(z / temperature + bias) per label: temperature scaling (bias 0) or Platt "
+                      "scaling, whichever has the lower 6-fold cross-validated NLL within val, refitted on all "
+                      "of val; threshold = max val F1 of the calibrated probability (grid 0.05..0.95, ties "
+                      "nearest 0.5)"}
 
 
-def _arrays(cal: dict) -> tuple[np.ndarray, np.ndarray]:
+def _arrays(cal: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     per = cal["per_label"]
-    return (np.array([per[lbl]["temperature"] for lbl in cal["labels"]]),
-            np.array([per[lbl]["threshold"] for lbl in cal["labels"]]))
+    return tuple(np.array([per[lbl].get(k, 0.0) for lbl in cal["labels"]])  # type: ignore[return-value]
+                 for k in ("temperature", "threshold", "bias"))
 
 
 def split_figures(logits: np.ndarray, y: np.ndarray, cal: dict) -> dict:
     """Per-label figures of one split, plus COVID accuracy at the val threshold and at 0.5."""
     labels = tuple(cal["labels"])
-    temps, thr = _arrays(cal)
-    rep = label_report(logits, y, labels, temps, thr)
+    temps, thr, biases = _arrays(cal)
+    rep = label_report(logits, y, labels, temps, thr, biases)
     if COVID_LABEL in labels:
         j = labels.index(COVID_LABEL)
-        p = sigmoid(logits[:, j] / temps[j])
+        p = sigmoid(logits[:, j] / temps[j] + biases[j])
         rep["covid"] = {"accuracy": rep[COVID_LABEL]["accuracy"], "auc": rep[COVID_LABEL]["auc"],
                         "accuracy_at_0.5": float(((p >= 0.5) == (y[:, j] == 1)).mean())}
     return rep
@@ -192,6 +200,8 @@ def cli_train_ct_slice(args: Any) -> int:
     test = {"split": "test", **split_figures(tl, ty, cal)}
     summary["wall_seconds"] = round(time.time() - t0, 1)
     (run_dir / "val_metrics.json").write_text(json.dumps(summary, indent=1))
+    np.savez(run_dir / "logits.npz", val_logits=vl, val_labels=vy, test_logits=tl, test_labels=ty,
+             labels=np.array(labels))
     (run_dir / "test_metrics.json").write_text(json.dumps(test, indent=1))
     print(f"best epoch {res.best_epoch}: test macro AUC {test['macro']['auc']:.4f} F1 {test['macro']['f1']:.4f}"
           + (f" | COVID acc {test['covid']['accuracy']:.4f} auc {test['covid']['auc']:.4f}" if "covid" in test

@@ -39,3 +39,17 @@ def test_metrics_and_thresholds_on_a_known_case():
     rep = label_report(logits, y, ("a", "b"), np.ones(2), thr)
     assert rep["a"]["f1"] == 1.0 and rep["b"]["f1"] == 1.0 and rep["b"]["prevalence"] == 0.25
     assert choose_thresholds(np.full((3, 1), 0.3), np.zeros((3, 1)))[0] == 0.5  # no positive: 0.5
+
+
+def test_platt_fixes_a_shifted_base_rate_and_is_chosen_by_cross_validation(rng):
+    from radscribe.train.multilabel import choose_calibration, fit_platt
+
+    z = rng.normal(0, 2, 3000)
+    y = (rng.random(3000) < sigmoid(z)).astype(int)
+    a, b = fit_platt(z - 2.0, y)                      # the model's logits are 2 too low
+    assert a == pytest.approx(1.0, abs=0.1) and b == pytest.approx(2.0, abs=0.2)
+    c = choose_calibration(z - 2.0, y)
+    assert c["method"] == "platt" and c["cv_nll"]["platt"] < c["cv_nll"]["temperature"]
+    c = choose_calibration(z * 3.0, y)                # only over-confident: a temperature suffices
+    assert 1 / c["scale"] == pytest.approx(3.0, rel=0.15) and abs(c["bias"]) < 0.2
+    assert fit_platt(-z, y)[0] >= 1e-3                # never a reversed ranking
