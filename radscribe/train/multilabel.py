@@ -113,7 +113,9 @@ def choose_calibration(z: np.ndarray, y: np.ndarray, folds: int = 6, seed: int =
 
 def choose_thresholds(probs: np.ndarray, labels: np.ndarray, grid: Sequence[float] | None = None) -> np.ndarray:
     """(L,) thresholds on calibrated probabilities maximising F1 on val (ties: the one nearest 0.5);
-    0.5 for a label without a positive."""
+    0.5 for a label without a positive. A threshold that calls *every* val image positive is not
+    considered: it is no detector (its F1 is the prevalence's), and a calibration that flattened a
+    label without signal on val to its base rate would otherwise assert that label on every image."""
     p = np.asarray(probs, dtype=np.float64)
     y = np.asarray(labels).astype(int)
     grid = np.asarray(grid if grid is not None else np.round(np.arange(0.05, 0.951, 0.01), 2))
@@ -122,7 +124,8 @@ def choose_thresholds(probs: np.ndarray, labels: np.ndarray, grid: Sequence[floa
         if y[:, j].sum() == 0:
             out.append(0.5)
             continue
-        f1 = np.array([f1_score(y[:, j], p[:, j] >= t, zero_division=0) for t in grid])
+        f1 = np.array([f1_score(y[:, j], p[:, j] >= t, zero_division=0) if not (p[:, j] >= t).all() else -1.0
+                       for t in grid])
         best = np.flatnonzero(f1 >= f1.max() - 1e-12)
         out.append(float(grid[best[np.argmin(np.abs(grid[best] - 0.5))]]))
     return np.array(out)

@@ -39,6 +39,8 @@ def test_metrics_and_thresholds_on_a_known_case():
     rep = label_report(logits, y, ("a", "b"), np.ones(2), thr)
     assert rep["a"]["f1"] == 1.0 and rep["b"]["f1"] == 1.0 and rep["b"]["prevalence"] == 0.25
     assert choose_thresholds(np.full((3, 1), 0.3), np.zeros((3, 1)))[0] == 0.5  # no positive: 0.5
+    # a constant (flattened) probability is never a detector: no threshold that flags every image
+    assert choose_thresholds(np.full((4, 1), 0.14), np.array([[1], [0], [0], [0]]))[0] == 0.5
 
 
 def test_platt_fixes_a_shifted_base_rate_and_is_chosen_by_cross_validation(rng):
