@@ -26,6 +26,7 @@ COMMANDS = {
     "models": "radscribe.models.registry:cli_models",
     "train": "radscribe.train.loop:cli_train",
     "train-seg": "radscribe.train.segment:cli_train_seg",
+    "train-ct-slice": "radscribe.train.ct_slice:cli_train_ct_slice",
     "evaluate": "radscribe.evaluate.classification:cli_evaluate",
     "evaluate-seg": "radscribe.evaluate.segmentation:cli_evaluate_seg",
     "predict": "radscribe.models.predict:cli_predict",
@@ -136,6 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument("--out", type=Path, required=True, help="run folder")
     ts.add_argument("--resume", action="store_true", help="continue each fold from its last checkpoint")
     ts.add_argument("--overwrite", action="store_true", help="start again in an existing run folder")
+
+    tc = sub.add_parser("train-ct-slice", help="train the ct-chest-slice multi-label detector on COV-CTR")
+    tc.add_argument("config", type=Path)
+    tc.add_argument("--out", type=Path, help="run folder (default: runs/ct-chest-slice)")
+    tc.add_argument("--resume", action="store_true", help="resume from the last checkpoint in the run folder")
+    tc.add_argument("--overwrite", action="store_true")
+    tc.add_argument("--stop-after-epochs", type=int, metavar="N", help="end this call after N epochs")
 
     e = sub.add_parser("evaluate", help="evaluate a registered model on a data split")
     e.add_argument("--model", required=True)

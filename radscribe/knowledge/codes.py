@@ -78,6 +78,9 @@ KIND_CODES: dict[str, Code | None] = {
     "opacity": _dcm("112001", "Opacity"),                        # PS3.16 CID 6104
     "atelectasis": _sct("46621007", "Atelectasis"),              # lists (FHIR concept map, label maps)
     "pneumonia": _sct("233604007", "Pneumonia"),                 # SNOMED Intl editorial guide
+    # SNOMED Intl interim release (March 2020): 840539006 "Disease caused by SARS-CoV-2", preferred term
+    # COVID-19. It codes the disease; the pneumonia concept (882784691000119100) is US-extension only.
+    "covid19_pneumonia": _sct("840539006", "COVID-19"),
     "edema": _sct("19242006", "Pulmonary edema"),                # PS3.16 CID 3700
     "emphysema": _sct("87433001", "Pulmonary emphysema"),        # IG (LDCT value set; RadLex RID4799 too)
     "fibrosis": _sct("51615001", "Pulmonary fibrosis"),          # IG (EFO/MONDO SCTID cross-reference)

@@ -98,6 +98,10 @@ FINDING_KINDS: dict[str, FindingKind] = {k.id: k for k in [
     _k("pneumonia", "pneumonia", "chest", "airspace",
        ["pneumonias", "infection", "infectious process", "bronchopneumonia", "pneumonitis"],
        chexpert="Pneumonia", mesh=["pneumonia"], countable=False),
+    # The COVID-19 label of COV-CTR (a case diagnosis read off a chest CT slice by the ct-chest-slice detector).
+    _k("covid19_pneumonia", "COVID-19 pneumonia", "chest", "airspace",
+       ["covid-19 pneumonia", "covid pneumonia", "covid-19", "covid 19", "covid", "sars-cov-2 pneumonia",
+        "novel coronavirus pneumonia", "coronavirus pneumonia", "coronavirus disease 2019"], countable=False),
     _k("edema", "pulmonary oedema", "chest", "airspace",
        ["edema", "oedema", "pulmonary edema", "vascular congestion", "pulmonary vascular congestion",
         "interstitial edema", "congestive heart failure", "chf", "fluid overload", "congestion",

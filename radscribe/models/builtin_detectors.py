@@ -205,3 +205,5 @@ def _brain_seg_factory():
 
 
 register_detector("mri-brain-tumor-seg", _brain_seg_factory)
+
+from radscribe.models import ct_slice as _ct_slice  # noqa: E402,F401  (registers ct-chest-slice)

@@ -180,24 +180,27 @@ def _make_ema(model: nn.Module, decay: float) -> Any:
 
 def fit(model: nn.Module, train_ds: Any, val_ds: Any, tcfg: TrainConfig, run_dir: Path,
         transform: Transform = _identity, seed: int = 0, resume: bool = False, progress: bool = True,
-        stop_after: int | None = None) -> FitResult:
+        stop_after: int | None = None, metrics: Callable[[np.ndarray, np.ndarray], dict] | None = None) -> FitResult:
     """Train ``model`` on ``train_ds`` (items (x, y)), select the epoch by ``tcfg.monitor`` on ``val_ds``.
 
     Writes checkpoints and history into ``run_dir``; ``resume=True`` continues from
     ``run_dir/last_state.pt``; ``stop_after=N`` ends this call after N epochs (the run is then
     continued later with ``resume=True``, e.g. in the next session). Under ``torchrun`` the ranks
     train data-parallel (:mod:`radscribe.train.distributed`). Returns the best epoch (1-based)
-    and its score."""
+    and its score. ``metrics(val_logits, val_labels)`` (default :func:`classification_metrics`) gives the
+    dict with loss/acc/auc that validation is scored by (a multi-label model passes its own)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(tcfg.num_threads)
     try:
-        return _fit(model, train_ds, val_ds, tcfg, Path(run_dir), transform, seed, resume, progress, stop_after)
+        return _fit(model, train_ds, val_ds, tcfg, Path(run_dir), transform, seed, resume, progress, stop_after,
+                    metrics or classification_metrics)
     finally:
         torch.set_num_threads(threads)
 
 
 def _fit(model: nn.Module, train_ds: Any, val_ds: Any, tcfg: TrainConfig, run_dir: Path, transform: Transform,
-         seed: int, resume: bool, progress: bool, stop_after: int | None = None) -> FitResult:
+         seed: int, resume: bool, progress: bool, stop_after: int | None = None,
+         metrics: Callable = classification_metrics) -> FitResult:
     rank, size = dd.world()
     progress = progress and rank == 0
     if rank == 0:
@@ -275,7 +278,8 @@ def _fit(model: nn.Module, train_ds: Any, val_ds: Any, tcfg: TrainConfig, run_di
                 ema.update_parameters(model)
             tot += loss.item() * len(y)
             seen += len(y)
-            correct += int((logits.argmax(1) == y).sum())
+            correct += float(((logits > 0) == (y > 0)).float().mean(1).sum()) if y.dim() == 2 \
+                else int((logits.argmax(1) == y).sum())  # multi-label (B, L) targets: mean label accuracy
             bar.set_postfix(loss=f"{tot / seen:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
         train_s = time.time() - t0
         tot, seen, correct = dd.sum_all(tot, seen, correct)
@@ -289,7 +293,7 @@ def _fit(model: nn.Module, train_ds: Any, val_ds: Any, tcfg: TrainConfig, run_di
             vy = val_ds.labels
         else:
             vl, vy = predict_logits(model if ema is None else ema.module, val_ds, transform, batch_size=max(bs, 64))
-        vm = classification_metrics(vl, vy)
+        vm = metrics(vl, vy)
         score = _score(vm, tcfg.monitor)
         improved = score > best_score
         row = {"epoch": epoch, "train_loss": tot / seen, "train_acc": correct / seen, "val_loss": vm["loss"],
