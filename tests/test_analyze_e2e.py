@@ -9,6 +9,7 @@ benchmarks/phantom_detection.py (docs/results.md), not here.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pydicom
@@ -78,7 +79,9 @@ def test_report_overlays_fhir_and_sr(analysed):
     out, truth = analysed
     report = (out / "report.md").read_text()
     assert "## Findings" in report and "## Impression" in report
-    assert "right lung" in report and "left lung" in report and "Fleischner 2017" in report
+    # each nodule's side with its lung or zone ("A 13 mm solid nodule in the right upper zone.")
+    assert re.search(r"\bright (lung|upper|middle|lower)", report) and re.search(r"\bleft (lung|upper|middle|lower)", report)
+    assert "Fleischner 2017" in report
     doc = json.loads((out / "findings.json").read_text())
     for f in doc["findings"]:
         if f["present"]:

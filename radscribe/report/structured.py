@@ -399,7 +399,7 @@ def write_structured(
     impression = _impression(present, assume_complete)
     rec = _nodule_recommendation(nodules, with_mass=bool(masses))
     if rec:
-        at = next((i + 1 for i, line in enumerate(impression) if "nodule" in line.lower()), len(impression))
+        at = max((i + 1 for i, line in enumerate(impression) if "nodule" in line.lower()), default=len(impression))
         impression.insert(at, rec)
     if not present:
         if region == "chest" and (assume_complete or nodule_detector):
