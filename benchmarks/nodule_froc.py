@@ -21,12 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from radscribe.data.phantom import make_phantom
+from radscribe.data.phantom import make_phantom, parse_seeds
 from radscribe.evaluate.phantom import match_tolerance_mm
 from radscribe.models.nodule_candidates import detect_nodules
 from radscribe.models.nodule_fpr import FPRModel
 from radscribe.preprocess.lung import segment_lungs
-from radscribe.train.nodule_fpr import parse_seeds
 
 FP_LEVELS = (0.125, 0.25, 0.5, 1, 2, 4, 8)
 

@@ -30,20 +30,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from radscribe.data.phantom import make_phantom
+from radscribe.data.phantom import make_phantom, parse_seeds
 from radscribe.evaluate.phantom import match_tolerance_mm, match_to_truth
 from radscribe.models.builtin_detectors import run_lung_lesions
-
-
-def parse_seeds(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.split(","):
-        if "-" in part:
-            a, b = part.split("-")
-            out += list(range(int(a), int(b) + 1))
-        else:
-            out.append(int(part))
-    return out
 
 
 def size_group(d: float) -> str:

@@ -342,6 +342,18 @@ def write_dicom_series(volume_hu: np.ndarray, spacing, origin, out_dir: Path, *,
     return paths
 
 
+def parse_seeds(text: str) -> list[int]:
+    """Phantom seeds from ``2000-2031`` / ``1,2,5`` / ``0-19,25`` (ranges inclusive)."""
+    out: list[int] = []
+    try:
+        for part in str(text).split(","):
+            a, _, b = part.partition("-")
+            out += list(range(int(a), int(b) + 1)) if b else [int(a)]
+    except ValueError:
+        raise RadscribeInputError(f"seeds must look like 2000-2031 or 1,2,5, got {text!r}") from None
+    return out
+
+
 def _parse_shape(text: str) -> tuple[int, int, int]:
     try:
         parts = tuple(int(v) for v in str(text).split(","))

@@ -28,10 +28,10 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy.spatial import ConvexHull, QhullError
 
 from radscribe.data.phantom_anatomy import Grid, heart_fn, in_lung, lung_fn, lung_params, zone_of
 from radscribe.errors import RadscribeInputError
+from radscribe.findings.measure import feret_of_points
 
 SITES = ("pleura", "mediastinum", "hilum")
 MARGINS = ("lobulated", "spiculated")
@@ -201,16 +201,8 @@ def feret_axes(region2d: np.ndarray, sy: float, sx: float) -> tuple[float, float
     pix = math.sqrt(sy * sx)
     if len(pts) < 3:
         return pix, pix
-    try:
-        hull = pts[ConvexHull(pts).vertices]
-    except QhullError:
-        hull = pts
-    d2 = ((hull[:, None] - hull[None]) ** 2).sum(-1)
-    i, j = np.unravel_index(int(d2.argmax()), d2.shape)
-    v = hull[j] - hull[i]
-    L = float(np.linalg.norm(v))
-    perp = np.array([-v[1], v[0]]) / max(L, 1e-9)
-    return L + pix, float(np.ptp(hull @ perp)) + pix
+    long_, short = feret_of_points(pts)
+    return long_ + pix, short + pix
 
 
 def mass_truth(plan: dict[str, Any], box: tuple[slice, ...], frac: np.ndarray, g: Grid,

@@ -75,19 +75,13 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     return lab == (int(np.argmax(np.bincount(lab.ravel())[1:])) + 1)
 
 
-def feret(mask: np.ndarray, spacing: tuple[float, float] = (1.0, 1.0)) -> tuple[float, float]:
-    """(longest diameter, extent perpendicular to it) of a 2D mask in the units of ``spacing``."""
-    from scipy import ndimage
+def feret_of_points(pts: np.ndarray) -> tuple[float, float]:
+    """(largest distance between 2D points (N, 2), their extent perpendicular to it), in the points' units.
+
+    The extremes lie on the convex hull, so only its vertices are compared (all points when no hull can be
+    built, e.g. collinear ones); (0, 0) when every point coincides."""
     from scipy.spatial import ConvexHull, QhullError
 
-    m = np.asarray(mask, bool)
-    edge = m & ~ndimage.binary_erosion(m)
-    ys, xs = np.nonzero(edge)
-    if ys.size == 0:
-        return 0.0, 0.0
-    sy, sx = float(spacing[0]), float(spacing[1])
-    # the four outer corners of every boundary pixel, in mm
-    pts = np.concatenate([np.stack([(ys + dy) * sy, (xs + dx) * sx], 1) for dy in (0, 1) for dx in (0, 1)])
     try:
         pts = pts[ConvexHull(pts).vertices]
     except (QhullError, ValueError):
@@ -100,6 +94,21 @@ def feret(mask: np.ndarray, spacing: tuple[float, float] = (1.0, 1.0)) -> tuple[
     u = (pts[j] - pts[i]) / long_
     proj = pts @ np.array([-u[1], u[0]])
     return long_, float(proj.max() - proj.min())
+
+
+def feret(mask: np.ndarray, spacing: tuple[float, float] = (1.0, 1.0)) -> tuple[float, float]:
+    """(longest diameter, extent perpendicular to it) of a 2D mask in the units of ``spacing``."""
+    from scipy import ndimage
+
+    m = np.asarray(mask, bool)
+    edge = m & ~ndimage.binary_erosion(m)
+    ys, xs = np.nonzero(edge)
+    if ys.size == 0:
+        return 0.0, 0.0
+    sy, sx = float(spacing[0]), float(spacing[1])
+    # the four outer corners of every boundary pixel, in mm
+    pts = np.concatenate([np.stack([(ys + dy) * sy, (xs + dx) * sx], 1) for dy in (0, 1) for dx in (0, 1)])
+    return feret_of_points(pts)
 
 
 def midline_column(head: np.ndarray) -> float | None:
@@ -186,27 +195,16 @@ def axes_2d(mask: np.ndarray, spacing: tuple[float, float]) -> tuple[float, floa
     """(long axis, perpendicular short axis) in mm of a 2D mask: the largest distance between boundary pixel
     centres and the centres' extent perpendicular to it, each padded by a fraction of the pixel (above)."""
     from scipy import ndimage
-    from scipy.spatial import ConvexHull, QhullError
 
     m = np.asarray(mask, bool)
     ys, xs = np.nonzero(m & ~ndimage.binary_erosion(m))
     if ys.size == 0:
         return 0.0, 0.0
     pix = float(np.sqrt(spacing[0] * spacing[1]))
-    pts = np.stack([ys * float(spacing[0]), xs * float(spacing[1])], 1)
-    try:
-        pts = pts[ConvexHull(pts).vertices]
-    except (QhullError, ValueError):
-        pass
-    d = np.linalg.norm(pts[:, None, :] - pts[None, :, :], axis=-1)
-    i, j = np.unravel_index(int(np.argmax(d)), d.shape)
-    long_ = float(d[i, j])
+    long_, short = feret_of_points(np.stack([ys * float(spacing[0]), xs * float(spacing[1])], 1))
     if long_ <= 0:
         return float(max(spacing)), float(min(spacing))
-    u = (pts[j] - pts[i]) / long_
-    proj = pts @ np.array([-u[1], u[0]])
-    return long_ + LONG_AXIS_PAD_PX * pix, min(float(np.ptp(proj)) + SHORT_AXIS_PAD_PX * pix,
-                                               long_ + LONG_AXIS_PAD_PX * pix)
+    return long_ + LONG_AXIS_PAD_PX * pix, min(short + SHORT_AXIS_PAD_PX * pix, long_ + LONG_AXIS_PAD_PX * pix)
 
 
 def axial_axes(mask: np.ndarray, spacing: tuple[float, float, float]) -> tuple[float, float, int]:

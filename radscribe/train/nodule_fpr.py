@@ -22,20 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from radscribe.data.phantom import parse_seeds
 from radscribe.errors import RadscribeInputError
 
 HOLD_OUT = range(0, 20)  # evaluation seeds of benchmarks/phantom_detection.py and nodule_froc.py
-
-
-def parse_seeds(text: str) -> list[int]:
-    out: list[int] = []
-    try:
-        for part in str(text).split(","):
-            a, _, b = part.partition("-")
-            out += list(range(int(a), int(b) + 1)) if b else [int(a)]
-    except ValueError:
-        raise RadscribeInputError(f"seeds must look like 2000-2031 or 1,2,5, got {text!r}") from None
-    return out
 
 
 def candidate_labels(truth: list[dict], centres_mm: np.ndarray) -> np.ndarray:

@@ -51,6 +51,20 @@ def _box_pixels(drv) -> int:
         let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] > 200 && d[i+1] < 120 && d[i+2] < 120) n++; return n;""")
 
 
+def _analyse_in_page(drv, url: str, token: str, paths) -> None:
+    """Open the page, save the token, upload ``paths`` and wait until the result is on screen."""
+    from selenium.webdriver.common.by import By
+
+    drv.get(url + "/")
+    _wait(lambda: drv.find_element(By.ID, "token-card").is_displayed(), 20, "the token field")
+    drv.find_element(By.ID, "token").send_keys(token)
+    drv.find_element(By.ID, "token-save").click()
+    drv.find_element(By.ID, "files").send_keys("\n".join(str(p) for p in paths))
+    _wait(lambda: drv.find_element(By.ID, "submit").is_enabled(), 10, "the Analyse button")
+    drv.find_element(By.ID, "submit").click()
+    _wait(lambda: drv.find_element(By.TAG_NAME, "body").get_attribute("data-rendered"), 240, "the result")
+
+
 def test_upload_result_toggle_and_screenshot(tmp_path, browser):
     from selenium.webdriver.common.by import By
 
@@ -67,14 +81,7 @@ def test_upload_result_toggle_and_screenshot(tmp_path, browser):
     server = ServerProcess(work, "--workers", "1").wait_ready()
     try:
         drv = browser
-        drv.get(server.url + "/")
-        _wait(lambda: drv.find_element(By.ID, "token-card").is_displayed(), 20, "the token field")
-        drv.find_element(By.ID, "token").send_keys(token)
-        drv.find_element(By.ID, "token-save").click()
-        drv.find_element(By.ID, "files").send_keys("\n".join(str(p) for p in files))
-        _wait(lambda: drv.find_element(By.ID, "submit").is_enabled(), 10, "the Analyse button")
-        drv.find_element(By.ID, "submit").click()
-        _wait(lambda: drv.find_element(By.TAG_NAME, "body").get_attribute("data-rendered"), 240, "the result")
+        _analyse_in_page(drv, server.url, token, files)
         assert drv.find_element(By.ID, "job-status").text == "done"
         assert "nodule" in drv.find_element(By.ID, "findings-table").text
         assert int(drv.find_element(By.ID, "slice").get_attribute("max")) == 23  # every slice of the series
@@ -122,14 +129,7 @@ def test_heatmap_layer_toggles_on_a_radiograph(tmp_path, browser):
     server = ServerProcess(work, "--workers", "1").wait_ready()
     try:
         drv = browser
-        drv.get(server.url + "/")
-        _wait(lambda: drv.find_element(By.ID, "token-card").is_displayed(), 20, "the token field")
-        drv.find_element(By.ID, "token").send_keys(token)
-        drv.find_element(By.ID, "token-save").click()
-        drv.find_element(By.ID, "files").send_keys(str(sample))
-        _wait(lambda: drv.find_element(By.ID, "submit").is_enabled(), 10, "the Analyse button")
-        drv.find_element(By.ID, "submit").click()
-        _wait(lambda: drv.find_element(By.TAG_NAME, "body").get_attribute("data-rendered"), 240, "the result")
+        _analyse_in_page(drv, server.url, token, [sample])
         assert "pneumonia" in drv.find_element(By.ID, "findings-table").text
         toggle = _wait(lambda: drv.find_elements(By.ID, "toggle-heatmap-0"), 10, "the heatmap toggle")[0]
         assert not toggle.is_selected()  # heatmaps start off: they hide the anatomy
